@@ -1,0 +1,5 @@
+import sys
+
+from cbal.cli import main
+
+sys.exit(main())

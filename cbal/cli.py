@@ -1,0 +1,234 @@
+"""``python -m cbal``: run, resume, list and show runs.
+
+Bad input exits with status 2 and one line naming the flag; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from cbal import config as config_mod
+from cbal.config import PRESETS, ConfigError, RunConfig
+from cbal.data import DataError
+from cbal.store import Store, StoreError
+
+# RunConfig fields the CLI does not offer as flags (set by presets or internally)
+_HIDDEN = {"preset", "version"}
+_ALIASES = {"imbalance_factor": ["--if"], "imbalance_profile": ["--profile"]}
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported on one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    for f in dataclasses.fields(RunConfig):
+        if f.name in _HIDDEN:
+            continue
+        kind = str(f.type).split(" |")[0]
+        metavar = {"int": "N", "float": "X", "bool": "true|false"}.get(kind, "VALUE")
+        if kind.startswith("tuple"):
+            metavar = "E1,E2"
+        parser.add_argument(
+            _flag(f.name),
+            *_ALIASES.get(f.name, []),
+            dest=f.name,
+            default=None,
+            metavar=metavar,
+            help=f"(default {f.default!r})",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cbal", description="Class-balanced active learning runs.")
+    parser.add_argument(
+        "--cache-dir", default=None, help="run store root (default $CBAL_CACHE or ./cache)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="start a run in the foreground")
+    run.add_argument("--preset", choices=list(PRESETS), default=None)
+    _add_config_flags(run)
+    resume = sub.add_parser("resume", help="continue a run from its last finished cycle")
+    resume.add_argument("run_id")
+    sub.add_parser("list", help="table of runs")
+    show = sub.add_parser("show", help="the cycle table of one run")
+    show.add_argument("run_id")
+    worker = sub.add_parser("worker", help=argparse.SUPPRESS)
+    worker.add_argument("run_id")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    values = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(RunConfig)
+        if f.name not in _HIDDEN and getattr(args, f.name, None) is not None
+    }
+    if args.preset:
+        return config_mod.preset(args.preset, **values)
+    return config_mod.make_config(**values)
+
+
+def _progress_bar(total: int) -> Any:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="cycle", bar_format="{l_bar}{bar}| {n:.2f}/{total} [{elapsed}<{remaining}]")
+
+    def update(event: dict[str, Any]) -> None:
+        bar.n = round(event["fraction"] * total, 2)
+        step = f" {event['step']}/{event['steps']}" if "steps" in event else ""
+        bar.set_description(f"cycle {event['cycle']} {event['phase']}{step}")
+
+    return bar, update
+
+
+def _execute(store: Store, run_id: str, quiet: bool = False) -> int:
+    from cbal.loop import Cancelled, execute
+
+    cfg = store.load_config(run_id)
+    bar, update = (None, None) if quiet else _progress_bar(cfg.cycles + 1)
+    try:
+        records = execute(store, run_id, update)
+    except Cancelled:
+        print(f"run {run_id} cancelled; finished cycles are kept (resume with `cbal resume`)")
+        return 130
+    except Exception as exc:  # the loop stored the error and traceback in status.json
+        print(f"cbal: run {run_id} failed: {exc} (status.json has the traceback; "
+              f"finished cycles are kept)", file=sys.stderr)
+        return 1
+    finally:
+        if bar is not None:
+            bar.close()
+    last = records[-1]
+    print(f"run {run_id} done: accuracy {last['accuracy']:.4f} with {last['labeled']} labels")
+    return 0
+
+
+def _worker(store: Store, run_id: str) -> int:
+    """A background run (see cbal.runner): wait for a free slot, then execute."""
+    from cbal import runner
+    from cbal.loop import Cancelled
+
+    try:
+        with runner.slot(store):
+            return _execute(store, run_id, quiet=True)
+    except Cancelled:  # cancelled while still queued
+        store.write_status(run_id, state="cancelled", pid=None)
+        return 130
+
+
+def _raise_cancelled(signum: int, frame: Any) -> None:
+    from cbal.loop import Cancelled
+
+    raise Cancelled(f"signal {signum}")
+
+
+def cmd_run(store: Store, args: argparse.Namespace) -> int:
+    from cbal.loop import prepare
+    from cbal.train import resolve_device
+
+    cfg = config_from_args(args)
+    resolve_device(cfg.device)
+    prepare(cfg)  # data problems surface before a run folder exists
+    run_id = store.create_run(cfg)
+    print(f"run id: {run_id}", flush=True)
+    return _execute(store, run_id)
+
+
+def cmd_list(store: Store) -> int:
+    rows = [["run id", "state", "dataset", "IF", "strategy", "λ", "seed", "cycles", "accuracy"]]
+    for info in store.list_runs():
+        c = info.config
+        lam = info.cycles[0]["lam"] if info.cycles else c.lam
+        rows.append([
+            info.run_id,
+            info.state,
+            c.dataset,
+            f"{c.imbalance_factor:g}",
+            c.strategy,
+            "-" if lam is None else f"{lam:g}",
+            str(c.seed),
+            f"{len(info.cycles)}/{c.cycles + 1}",
+            "-" if info.last_accuracy is None else f"{info.last_accuracy:.4f}",
+        ])
+    if len(rows) == 1:
+        print(f"no runs in {store.runs_dir}")
+        return 0
+    _print_table(rows)
+    return 0
+
+
+def cmd_show(store: Store, run_id: str) -> int:
+    info = store.run_info(run_id)
+    print(f"{run_id}: {info.state}  {info.config.dataset} IF={info.config.imbalance_factor:g} "
+          f"{info.config.strategy} seed={info.config.seed}")
+    if info.status.get("error"):
+        print(f"error: {info.status['error']}")
+    rows = [["cycle", "labeled", "accuracy", "batch L1", "labeled L1", "solver", "train s", "select s"]]
+    for r in info.cycles:
+        sel = r.get("selection") or {}
+        rows.append([
+            str(r["cycle"]),
+            str(r["labeled"]),
+            f"{r['accuracy']:.4f}",
+            "-" if r["batch_l1"] is None else f"{r['batch_l1']:.3f}",
+            f"{r['labeled_l1']:.3f}",
+            str(sel.get("status", "-")),
+            f"{r['timings'].get('train', 0):.2f}",
+            f"{r['timings'].get('select', 0):.3f}" if "select" in r["timings"] else "-",
+        ])
+    _print_table(rows)
+    return 0
+
+
+def _print_table(rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        store = Store(args.cache_dir)
+        signal.signal(signal.SIGTERM, _raise_cancelled)
+        if args.command == "run":
+            return cmd_run(store, args)
+        if args.command == "resume":
+            store.load_config(args.run_id)
+            return _execute(store, args.run_id)
+        if args.command == "worker":
+            return _worker(store, args.run_id)
+        if args.command == "list":
+            return cmd_list(store)
+        return cmd_show(store, args.run_id)
+    except UsageError as exc:
+        return _fail(str(exc))
+    except ConfigError as exc:
+        return _fail(f"{_flag(exc.field)}: {exc}")
+    except DataError as exc:
+        return _fail(f"--data-dir: {exc}")
+    except (StoreError, ValueError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        print("interrupted; finished cycles are kept", file=sys.stderr)
+        return 130
+
+
+def _fail(message: str) -> int:
+    print(f"cbal: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2

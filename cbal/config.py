@@ -1,0 +1,289 @@
+"""RunConfig: every knob of one active-learning run, validated, with presets and JSON round-trip."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+CONFIG_VERSION = 1
+
+DATASETS = ("digits", "cifar10", "cifar100", "tinyimagenet", "imagefolder")
+PROFILES = ("step", "exp")
+MODELS = ("smallcnn", "resnet18")
+DEVICES = ("auto", "cpu", "cuda")
+AUGMENTS = ("crop-flip", "crop", "none")
+SOLVERS = ("lp", "highs", "cvxpy", "milp")
+# Known class counts, used for the paper's per-dataset λ defaults before any data is loaded.
+KNOWN_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "tinyimagenet": 200}
+
+
+class ConfigError(ValueError):
+    """A configuration field has a value that is not allowed.
+
+    ``field`` names the field, ``value`` is what was given and ``allowed`` says what is accepted.
+    """
+
+    def __init__(self, field: str, value: Any, allowed: str):
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{field}={value!r} is not allowed: expected {allowed}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every setting of one run. Build with :func:`make_config` to get validation.
+
+    ``cycles`` acquisition steps of ``budget`` images each: the model is trained and evaluated
+    ``cycles + 1`` times, on ``initial_labeled``, ``initial_labeled + budget``, ... labels.
+    ``lam=None`` means the paper's default for the strategy and the dataset's class count.
+    """
+
+    dataset: str = "digits"
+    data_dir: str | None = None
+    image_size: int = 32
+    test_per_class: int = 30
+    imbalance_factor: float = 0.1
+    imbalance_profile: str = "step"
+    strategy: str = "entropy"
+    lam: float | None = None
+    solver: str = "lp"
+    solver_time_limit: float = 60.0
+    initial_labeled: int = 50
+    budget: int = 25
+    cycles: int = 8
+    model: str = "smallcnn"
+    dropout: float = 0.3
+    epochs: int = 40
+    batch_size: int = 32
+    eval_batch_size: int = 1024
+    lr: float = 0.02
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    lr_milestones: tuple[int, ...] = (30, 35)
+    lr_gamma: float = 0.5
+    augment: str = "crop"
+    mc_passes: int = 10
+    seed: int = 0
+    device: str = "auto"
+    save_pool_arrays: bool = True
+    save_embeddings: bool = True
+    preset: str | None = None
+    version: int = CONFIG_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["lr_milestones"] = list(self.lr_milestones)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        return make_config(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError("config.json", text[:40], f"valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError("config.json", type(data).__name__, "a JSON object")
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return make_config(**{**self.to_dict(), **changes})
+
+    @property
+    def num_classes_hint(self) -> int | None:
+        return KNOWN_CLASSES.get(self.dataset)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The offline default: sklearn's 8x8 digits, a small CNN, sizes for a quick CPU comparison.
+    "digits": dict(
+        dataset="digits",
+        model="smallcnn",
+        initial_labeled=50,
+        budget=25,
+        cycles=8,
+        epochs=40,
+        batch_size=32,
+        lr=0.02,
+        lr_milestones=(30, 35),
+        augment="crop",
+        imbalance_factor=0.1,
+        test_per_class=30,
+        save_embeddings=True,
+    ),
+}
+_PAPER = dict(
+    model="resnet18",
+    initial_labeled=5000,
+    budget=2500,
+    cycles=5,
+    epochs=100,
+    batch_size=256,
+    eval_batch_size=2048,
+    lr=0.02,
+    momentum=0.9,
+    nesterov=True,
+    weight_decay=5e-4,
+    lr_milestones=(60, 80),
+    lr_gamma=0.5,
+    augment="crop-flip",
+    imbalance_factor=0.1,
+    save_embeddings=False,
+)
+PRESETS["paper-cifar10"] = dict(_PAPER, dataset="cifar10")
+PRESETS["paper-cifar100"] = dict(_PAPER, dataset="cifar100")
+PRESETS["paper-tinyimagenet"] = dict(_PAPER, dataset="tinyimagenet", image_size=64)
+
+
+def preset(name: str, **overrides: Any) -> RunConfig:
+    """The named preset with ``overrides`` applied, validated."""
+    if name not in PRESETS:
+        raise ConfigError("preset", name, f"one of {', '.join(PRESETS)}")
+    return make_config(**{**PRESETS[name], **overrides, "preset": name})
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+
+
+def field_names() -> list[str]:
+    return list(_FIELDS)
+
+
+def make_config(**values: Any) -> RunConfig:
+    """Build a validated :class:`RunConfig`; raises :class:`ConfigError` naming the bad field."""
+    unknown = sorted(set(values) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(unknown[0], values[unknown[0]], f"a field of RunConfig ({', '.join(_FIELDS)})")
+    version = values.get("version", CONFIG_VERSION)
+    if version != CONFIG_VERSION:
+        raise ConfigError(
+            "version", version, f"{CONFIG_VERSION} (this cbal's config format); re-create the run"
+        )
+    coerced = {name: _coerce(name, value) for name, value in values.items()}
+    cfg = RunConfig(**coerced)
+    _validate(cfg)
+    return cfg
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _FIELDS[name].type
+    if value is None and "None" in str(kind):
+        return None
+    if "tuple" in str(kind):
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(name, value, "a list of integers")
+        return tuple(_as_int(name, v) for v in value)
+    if kind.startswith("bool"):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(name, value, "true or false")
+    if kind.startswith("int"):
+        return _as_int(name, value)
+    if kind.startswith("float"):
+        if isinstance(value, bool):
+            raise ConfigError(name, value, "a number")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(name, value, "a number") from None
+    if not isinstance(value, str):
+        raise ConfigError(name, value, "a string")
+    return value
+
+
+def _as_int(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(name, value, "an integer")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    raise ConfigError(name, value, "an integer")
+
+
+def _choice(cfg: RunConfig, name: str, allowed: tuple[str, ...] | list[str]) -> None:
+    if getattr(cfg, name) not in allowed:
+        raise ConfigError(name, getattr(cfg, name), f"one of {', '.join(allowed)}")
+
+
+def _at_least(cfg: RunConfig, name: str, low: float) -> None:
+    value = getattr(cfg, name)
+    if not math.isfinite(value) or value < low:
+        raise ConfigError(name, value, f"a finite number >= {low}")
+
+
+def _validate(cfg: RunConfig) -> None:
+    from cbal.strategies import STRATEGIES  # the registry is pure numpy: cheap to import
+
+    _choice(cfg, "dataset", DATASETS)
+    if cfg.dataset != "digits" and not cfg.data_dir:
+        raise ConfigError(
+            "data_dir", cfg.data_dir, f"a local folder with the {cfg.dataset} files (required)"
+        )
+    _choice(cfg, "imbalance_profile", PROFILES)
+    _choice(cfg, "strategy", list(STRATEGIES))
+    _choice(cfg, "solver", SOLVERS)
+    _choice(cfg, "model", MODELS)
+    _choice(cfg, "device", DEVICES)
+    _choice(cfg, "augment", AUGMENTS)
+    if cfg.preset is not None and cfg.preset not in PRESETS:
+        raise ConfigError("preset", cfg.preset, f"one of {', '.join(PRESETS)} or null")
+    if not (math.isfinite(cfg.imbalance_factor) and 0 < cfg.imbalance_factor <= 1):
+        raise ConfigError("imbalance_factor", cfg.imbalance_factor, "a number in (0, 1]")
+    if cfg.lam is not None:
+        _at_least(cfg, "lam", 0.0)
+        if not STRATEGIES[cfg.strategy].uses_lam and cfg.lam != 0:
+            raise ConfigError(
+                "lam", cfg.lam, f"unset: strategy {cfg.strategy!r} has no λ (the -cb ones do)"
+            )
+    for name in ("image_size", "test_per_class", "initial_labeled", "budget", "cycles"):
+        _at_least(cfg, name, 1)
+    for name in ("epochs", "batch_size", "eval_batch_size", "mc_passes"):
+        _at_least(cfg, name, 1)
+    for name in ("lr", "solver_time_limit", "lr_gamma"):
+        if not (math.isfinite(getattr(cfg, name)) and getattr(cfg, name) > 0):
+            raise ConfigError(name, getattr(cfg, name), "a finite number > 0")
+    for name in ("momentum", "weight_decay", "seed"):
+        _at_least(cfg, name, 0)
+    if not 0 <= cfg.dropout < 1:
+        raise ConfigError("dropout", cfg.dropout, "a number in [0, 1)")
+    if any(m < 1 or m > cfg.epochs for m in cfg.lr_milestones) or list(cfg.lr_milestones) != sorted(
+        cfg.lr_milestones
+    ):
+        raise ConfigError(
+            "lr_milestones", list(cfg.lr_milestones), f"increasing epochs within 1..{cfg.epochs}"
+        )
+    if cfg.strategy in ("bald", "bald-cb") and cfg.mc_passes < 2:
+        raise ConfigError("mc_passes", cfg.mc_passes, ">= 2 for BALD (MC-dropout passes)")
+    if cfg.strategy in ("bald", "bald-cb") and cfg.dropout == 0:
+        raise ConfigError("dropout", cfg.dropout, "> 0 for BALD (MC dropout needs dropout)")
+
+
+def effective_lam(cfg: RunConfig, num_classes: int) -> float:
+    """λ used by the run: the configured one, else the paper's default for this class count."""
+    from cbal.strategies import STRATEGIES
+
+    strategy = STRATEGIES[cfg.strategy]
+    if not strategy.uses_lam:
+        return 0.0
+    return cfg.lam if cfg.lam is not None else strategy.default_lam(num_classes)

@@ -1,0 +1,61 @@
+"""Networks: ResNet-18 with the CIFAR stem and a small CNN, both with a dropout head.
+
+``forward`` returns ``(logits, features)``: the penultimate features feed KCenterGreedy and the
+dropout layer before the classifier is what MC dropout (BALD) samples.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+from torch import nn
+
+
+class Classifier(nn.Module):
+    """A feature extractor followed by dropout and a linear classifier."""
+
+    def __init__(self, features: nn.Module, feature_dim: int, num_classes: int, dropout: float):
+        super().__init__()
+        self.features = features
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(feature_dim, num_classes)
+        self.feature_dim = feature_dim
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.features(x)
+        return self.fc(self.dropout(feats)), feats
+
+
+def resnet18(num_classes: int, in_channels: int = 3, dropout: float = 0.3) -> Classifier:
+    """ResNet-18 with the CIFAR stem: a 3x3 stride-1 first conv and no max-pool."""
+    net = torchvision.models.resnet18(weights=None)
+    net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    net.maxpool = nn.Identity()  # type: ignore[assignment]
+    net.fc = nn.Identity()  # type: ignore[assignment]
+    return Classifier(net, 512, num_classes, dropout)
+
+
+def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+
+def small_cnn(num_classes: int, in_channels: int = 1, dropout: float = 0.3) -> Classifier:
+    """Three conv-BN-ReLU blocks and global pooling: enough for 8x8 digits, fast on a CPU."""
+    features = nn.Sequential(
+        *_conv_bn(in_channels, 32),
+        *_conv_bn(32, 64),
+        nn.MaxPool2d(2),
+        *_conv_bn(64, 128),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    )
+    return Classifier(features, 128, num_classes, dropout)
+
+
+MODELS = {"resnet18": resnet18, "smallcnn": small_cnn}
+
+
+def build_model(name: str, num_classes: int, in_channels: int, dropout: float) -> Classifier:
+    if name not in MODELS:
+        raise ValueError(f"model={name!r} is unknown: expected one of {', '.join(MODELS)}")
+    return MODELS[name](num_classes, in_channels=in_channels, dropout=dropout)

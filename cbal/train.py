@@ -1,0 +1,203 @@
+"""Training, evaluation and pool inference: one compact loop, fast on a GPU, exact on a CPU.
+
+Images stay on the device as uint8; crop/flip and normalization happen there per batch; on CUDA
+the model runs channels-last under bf16 autocast. No DataLoader: the datasets fit in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cbal.config import ConfigError, RunConfig
+from cbal.models import Classifier
+
+Progress = Callable[[int, int], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when one is visible, else CPU; ``cuda`` without a GPU is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", name, "auto or cpu: no CUDA GPU is visible to torch")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError("device", name, "one of auto, cpu, cuda")
+    return torch.device(name)
+
+
+@dataclass
+class DeviceImages:
+    """uint8 NCHW images resident on ``device`` with the dataset's normalization."""
+
+    x: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    @classmethod
+    def create(
+        cls, x: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
+    ) -> DeviceImages:
+        shape = (1, len(mean), 1, 1)
+        return cls(
+            torch.from_numpy(np.ascontiguousarray(x)).to(device),
+            torch.tensor(mean, dtype=torch.float32, device=device).view(shape),
+            torch.tensor(std, dtype=torch.float32, device=device).view(shape),
+        )
+
+    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        out = (batch.float() / 255.0 - self.mean) / self.std
+        return out.contiguous(memory_format=torch.channels_last) if out.is_cuda else out
+
+
+def random_crop_flip(
+    batch: torch.Tensor, pad: int, flip: bool, generator: torch.Generator
+) -> torch.Tensor:
+    """Per-sample random crop (zero padding ``pad``) and optional horizontal flip, on device.
+
+    Random numbers come from a CPU generator so a CPU run and its resume draw the same ones.
+    """
+    n, _, h, w = batch.shape
+    dev = batch.device
+    if pad > 0:
+        padded = F.pad(batch, (pad, pad, pad, pad))
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(dev)
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(dev)
+        rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=dev))[:, None, None, :]
+        idx = torch.arange(n, device=dev)[:, None, None, None]
+        ch = torch.arange(batch.shape[1], device=dev)[None, :, None, None]
+        batch = padded[idx, ch, rows, cols]
+    if flip:
+        mask = (torch.rand(n, generator=generator) < 0.5).to(dev)[:, None, None, None]
+        batch = torch.where(mask, batch.flip(3), batch)
+    return batch
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager[None]:
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train_model(
+    model: Classifier,
+    images: DeviceImages,
+    indices: np.ndarray,
+    labels: np.ndarray,
+    cfg: RunConfig,
+    seed: int,
+    progress: Progress | None = None,
+) -> Classifier:
+    """Train ``model`` from its current (fresh) weights on ``images[indices]`` per DESIGN §2:
+    SGD with Nesterov momentum, weight decay, step decay at ``cfg.lr_milestones``."""
+    device = images.x.device
+    torch.manual_seed(seed)  # dropout masks
+    gen = torch.Generator().manual_seed(seed)  # order and augmentation
+    idx = torch.as_tensor(indices, dtype=torch.long, device=device)
+    y = torch.as_tensor(labels, dtype=torch.long, device=device)
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    opt = torch.optim.SGD(
+        model.parameters(),
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov and cfg.momentum > 0,
+        weight_decay=cfg.weight_decay,
+    )
+    sched = torch.optim.lr_scheduler.MultiStepLR(
+        opt, milestones=list(cfg.lr_milestones), gamma=cfg.lr_gamma
+    )
+    pad = 0 if cfg.augment == "none" else max(1, images.x.shape[-1] // 8)
+    flip = cfg.augment == "crop-flip"
+    n = len(idx)
+    model.train()
+    for epoch in range(cfg.epochs):
+        order = torch.randperm(n, generator=gen).to(device)
+        for start in range(0, n, cfg.batch_size):
+            b = order[start : start + cfg.batch_size]
+            if len(b) < 2 and n >= 2:  # BatchNorm needs two samples; skip a lone tail
+                continue
+            x = images.normalize(random_crop_flip(images.x[idx[b]], pad, flip, gen))
+            with _autocast(device):
+                logits, _ = model(x)
+                loss = F.cross_entropy(logits.float(), y[b])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        sched.step()
+        if progress is not None:
+            progress(epoch + 1, cfg.epochs)
+    return model
+
+
+@dataclass
+class Inference:
+    """Model outputs on a set of clean (non-augmented) images."""
+
+    probs: np.ndarray  # (N, C) float64 softmax, eval mode
+    embeddings: np.ndarray  # (N, d) float32 penultimate features
+    mc_probs: np.ndarray | None = None  # (T, N, C) float32 softmax with dropout on
+
+
+@torch.no_grad()
+def infer(
+    model: Classifier,
+    images: DeviceImages,
+    indices: np.ndarray,
+    batch_size: int,
+    mc_passes: int = 0,
+    seed: int = 0,
+) -> Inference:
+    """Probabilities, penultimate embeddings and (``mc_passes`` > 0) MC-dropout probabilities.
+
+    Dropout sits only before the classifier, so the T MC passes reuse one feature pass: the same
+    outputs as T full stochastic forward passes at a fraction of the cost.
+    """
+    device = images.x.device
+    model.eval()
+    feats, logits = [], []
+    for start in range(0, len(indices), batch_size):
+        b = torch.as_tensor(indices[start : start + batch_size], dtype=torch.long, device=device)
+        with _autocast(device):
+            out, f = model(images.normalize(images.x[b]))
+        feats.append(f.float())
+        logits.append(out.float())
+    if not feats:
+        raise ValueError("infer needs at least one image")
+    features = torch.cat(feats)
+    probs = torch.softmax(torch.cat(logits), dim=1)
+    mc = None
+    if mc_passes > 0:
+        torch.manual_seed(seed)
+        model.dropout.train()
+        mc = torch.stack(
+            [torch.softmax(model.fc(model.dropout(features)), dim=1) for _ in range(mc_passes)]
+        )
+        model.dropout.eval()
+    return Inference(
+        probs=probs.double().cpu().numpy(),
+        embeddings=features.cpu().numpy(),
+        mc_probs=None if mc is None else mc.cpu().numpy(),
+    )
+
+
+def evaluate(
+    model: nn.Module, images: DeviceImages, labels: np.ndarray, num_classes: int, batch_size: int
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Overall accuracy, per-class accuracy (NaN for a class with no test image), predictions."""
+    out = infer(model, images, np.arange(len(labels)), batch_size)  # type: ignore[arg-type]
+    pred = out.probs.argmax(axis=1)
+    correct = pred == labels
+    totals = np.bincount(labels, minlength=num_classes)
+    hits = np.bincount(labels[correct], minlength=num_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.where(totals > 0, hits / np.maximum(totals, 1), np.nan)
+    return float(correct.mean()), per_class, pred

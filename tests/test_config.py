@@ -1,0 +1,82 @@
+import json
+
+import pytest
+
+from cbal.config import PRESETS, ConfigError, RunConfig, effective_lam, make_config, preset
+
+
+def test_presets_validate_and_round_trip():
+    for name in PRESETS:
+        kwargs = {} if name == "digits" else {"data_dir": "/data"}
+        cfg = preset(name, **kwargs)
+        assert cfg.preset == name
+        again = RunConfig.from_json(cfg.to_json())
+        assert again == cfg
+
+
+def test_paper_preset_is_the_protocol():
+    cfg = preset("paper-cifar10", data_dir="/d")
+    assert (cfg.initial_labeled, cfg.budget, cfg.cycles, cfg.epochs) == (5000, 2500, 5, 100)
+    assert (cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay) == (0.02, 0.9, True, 5e-4)
+    assert cfg.lr_milestones == (60, 80) and cfg.lr_gamma == 0.5 and cfg.batch_size == 256
+    assert cfg.model == "resnet18" and cfg.augment == "crop-flip"
+
+
+def test_lam_defaults_follow_the_paper():
+    assert effective_lam(make_config(strategy="entropy-cb"), 10) == 0.6
+    assert effective_lam(make_config(strategy="entropy-cb"), 100) == 2.0
+    assert effective_lam(make_config(strategy="kcenter-cb"), 10) == 5.0
+    assert effective_lam(make_config(strategy="kcenter-cb"), 100) == 50.0
+    assert effective_lam(make_config(strategy="entropy-cb", lam=3), 100) == 3.0
+    assert effective_lam(make_config(strategy="entropy"), 10) == 0.0
+
+
+@pytest.mark.parametrize(
+    "field, value, allowed",
+    [
+        ("imbalance_factor", 0, "(0, 1]"),
+        ("imbalance_factor", -0.5, "(0, 1]"),
+        ("imbalance_factor", 1.5, "(0, 1]"),
+        ("imbalance_factor", float("nan"), "(0, 1]"),
+        ("imbalance_profile", "linear", "step, exp"),
+        ("strategy", "magic", "entropy-cb"),
+        ("lam", -1, ">= 0"),
+        ("lam", float("nan"), ">= 0"),
+        ("budget", 0, ">= 1"),
+        ("cycles", "many", "integer"),
+        ("device", "tpu", "auto, cpu, cuda"),
+        ("model", "vgg", "smallcnn"),
+        ("solver", "gurobi", "lp, highs, cvxpy, milp"),
+        ("dataset", "mnist", "digits"),
+        ("dropout", 1.0, "[0, 1)"),
+        ("lr", 0, "> 0"),
+        ("lr_milestones", [50, 10], "increasing"),
+        ("nesterov", "maybe", "true or false"),
+        ("version", 99, "re-create"),
+        ("colour", "red", "a field of RunConfig"),
+    ],
+)
+def test_bad_values_name_the_field(field, value, allowed):
+    with pytest.raises(ConfigError) as info:
+        make_config(**{field: value})
+    assert info.value.field == field
+    assert field in str(info.value) and allowed in str(info.value)
+
+
+def test_cross_field_rules():
+    with pytest.raises(ConfigError, match="data_dir"):
+        make_config(dataset="cifar10")
+    with pytest.raises(ConfigError, match="lam"):
+        make_config(strategy="entropy", lam=2.0)
+    with pytest.raises(ConfigError, match="mc_passes"):
+        make_config(strategy="bald", mc_passes=1)
+    with pytest.raises(ConfigError, match="preset"):
+        preset("paper-imagenet")
+
+
+def test_json_errors_are_config_errors():
+    with pytest.raises(ConfigError, match="JSON"):
+        RunConfig.from_json("{not json")
+    with pytest.raises(ConfigError, match="object"):
+        RunConfig.from_json(json.dumps([1, 2]))
+    assert make_config(lr_milestones="10,20", epochs=30).lr_milestones == (10, 20)
