@@ -42,14 +42,14 @@ def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
 def small_cnn(num_classes: int, in_channels: int = 1, dropout: float = 0.3) -> Classifier:
     """Three conv-BN-ReLU blocks and global pooling: enough for 8x8 digits, fast on a CPU."""
     features = nn.Sequential(
-        *_conv_bn(in_channels, 32),
-        *_conv_bn(32, 64),
+        *_conv_bn(in_channels, 16),
+        *_conv_bn(16, 32),
         nn.MaxPool2d(2),
-        *_conv_bn(64, 128),
+        *_conv_bn(32, 64),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
     )
-    return Classifier(features, 128, num_classes, dropout)
+    return Classifier(features, 64, num_classes, dropout)
 
 
 MODELS = {"resnet18": resnet18, "smallcnn": small_cnn}
