@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 CONFIG_VERSION = 1
@@ -57,14 +57,14 @@ class RunConfig:
     cycles: int = 8
     model: str = "smallcnn"
     dropout: float = 0.3
-    epochs: int = 40
+    epochs: int = 30
     batch_size: int = 32
     eval_batch_size: int = 1024
-    lr: float = 0.02
+    lr: float = 0.05
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
-    lr_milestones: tuple[int, ...] = (30, 35)
+    lr_milestones: tuple[int, ...] = (20, 25)
     lr_gamma: float = 0.5
     augment: str = "crop"
     mc_passes: int = 10
@@ -113,10 +113,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         initial_labeled=50,
         budget=25,
         cycles=8,
-        epochs=40,
+        epochs=30,
         batch_size=32,
-        lr=0.02,
-        lr_milestones=(30, 35),
+        lr=0.05,
+        lr_milestones=(20, 25),
         augment="crop",
         imbalance_factor=0.1,
         test_per_class=30,
@@ -164,7 +164,9 @@ def make_config(**values: Any) -> RunConfig:
     """Build a validated :class:`RunConfig`; raises :class:`ConfigError` naming the bad field."""
     unknown = sorted(set(values) - set(_FIELDS))
     if unknown:
-        raise ConfigError(unknown[0], values[unknown[0]], f"a field of RunConfig ({', '.join(_FIELDS)})")
+        raise ConfigError(
+            unknown[0], values[unknown[0]], f"a field of RunConfig ({', '.join(_FIELDS)})"
+        )
     version = values.get("version", CONFIG_VERSION)
     if version != CONFIG_VERSION:
         raise ConfigError(

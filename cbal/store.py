@@ -81,7 +81,7 @@ def atomic_save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy stubs type kwargs as flags
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -296,7 +296,9 @@ class Store:
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise StoreError(f"run {run_id} is in use by process {holder}; cancel it first") from None
+            raise StoreError(
+                f"run {run_id} is in use by process {holder}; cancel it first"
+            ) from None
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
