@@ -86,7 +86,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 def _progress_bar(total: int) -> Any:
     from tqdm import tqdm
 
-    bar = tqdm(total=total, unit="cycle", bar_format="{l_bar}{bar}| {n:.2f}/{total} [{elapsed}<{remaining}]")
+    bar = tqdm(
+        total=total,
+        unit="cycle",
+        bar_format="{l_bar}{bar}| {n:.2f}/{total} [{elapsed}<{remaining}]",
+    )
 
     def update(event: dict[str, Any]) -> None:
         bar.n = round(event["fraction"] * total, 2)
@@ -107,8 +111,11 @@ def _execute(store: Store, run_id: str, quiet: bool = False) -> int:
         print(f"run {run_id} cancelled; finished cycles are kept (resume with `cbal resume`)")
         return 130
     except Exception as exc:  # the loop stored the error and traceback in status.json
-        print(f"cbal: run {run_id} failed: {exc} (status.json has the traceback; "
-              f"finished cycles are kept)", file=sys.stderr)
+        print(
+            f"cbal: run {run_id} failed: {exc} (status.json has the traceback; "
+            f"finished cycles are kept)",
+            file=sys.stderr,
+        )
         return 1
     finally:
         if bar is not None:
@@ -154,17 +161,19 @@ def cmd_list(store: Store) -> int:
     for info in store.list_runs():
         c = info.config
         lam = info.cycles[0]["lam"] if info.cycles else c.lam
-        rows.append([
-            info.run_id,
-            info.state,
-            c.dataset,
-            f"{c.imbalance_factor:g}",
-            c.strategy,
-            "-" if lam is None else f"{lam:g}",
-            str(c.seed),
-            f"{len(info.cycles)}/{c.cycles + 1}",
-            "-" if info.last_accuracy is None else f"{info.last_accuracy:.4f}",
-        ])
+        rows.append(
+            [
+                info.run_id,
+                info.state,
+                c.dataset,
+                f"{c.imbalance_factor:g}",
+                c.strategy,
+                "-" if lam is None else f"{lam:g}",
+                str(c.seed),
+                f"{len(info.cycles)}/{c.cycles + 1}",
+                "-" if info.last_accuracy is None else f"{info.last_accuracy:.4f}",
+            ]
+        )
     if len(rows) == 1:
         print(f"no runs in {store.runs_dir}")
         return 0
@@ -174,23 +183,29 @@ def cmd_list(store: Store) -> int:
 
 def cmd_show(store: Store, run_id: str) -> int:
     info = store.run_info(run_id)
-    print(f"{run_id}: {info.state}  {info.config.dataset} IF={info.config.imbalance_factor:g} "
-          f"{info.config.strategy} seed={info.config.seed}")
+    print(
+        f"{run_id}: {info.state}  {info.config.dataset} IF={info.config.imbalance_factor:g} "
+        f"{info.config.strategy} seed={info.config.seed}"
+    )
     if info.status.get("error"):
         print(f"error: {info.status['error']}")
-    rows = [["cycle", "labeled", "accuracy", "batch L1", "labeled L1", "solver", "train s", "select s"]]
+    rows = [
+        ["cycle", "labeled", "accuracy", "batch L1", "labeled L1", "solver", "train s", "select s"]
+    ]
     for r in info.cycles:
         sel = r.get("selection") or {}
-        rows.append([
-            str(r["cycle"]),
-            str(r["labeled"]),
-            f"{r['accuracy']:.4f}",
-            "-" if r["batch_l1"] is None else f"{r['batch_l1']:.3f}",
-            f"{r['labeled_l1']:.3f}",
-            str(sel.get("status", "-")),
-            f"{r['timings'].get('train', 0):.2f}",
-            f"{r['timings'].get('select', 0):.3f}" if "select" in r["timings"] else "-",
-        ])
+        rows.append(
+            [
+                str(r["cycle"]),
+                str(r["labeled"]),
+                f"{r['accuracy']:.4f}",
+                "-" if r["batch_l1"] is None else f"{r['batch_l1']:.3f}",
+                f"{r['labeled_l1']:.3f}",
+                str(sel.get("status", "-")),
+                f"{r['timings'].get('train', 0):.2f}",
+                f"{r['timings'].get('select', 0):.3f}" if "select" in r["timings"] else "-",
+            ]
+        )
     _print_table(rows)
     return 0
 

@@ -127,7 +127,9 @@ def execute(store: Store, run_id: str, progress: ProgressFn | None = None) -> li
     """
     cfg = store.load_config(run_id)
     with store.lock(run_id):
-        store.write_status(run_id, state="running", pid=os.getpid(), error=None, started=time.time())
+        store.write_status(
+            run_id, state="running", pid=os.getpid(), error=None, started=time.time()
+        )
         try:
             _run_cycles(store, run_id, cfg, StatusReporter(store, run_id, cfg.cycles, progress))
         except Cancelled:
@@ -135,7 +137,10 @@ def execute(store: Store, run_id: str, progress: ProgressFn | None = None) -> li
             raise
         except BaseException as exc:
             store.write_status(
-                run_id, state="failed", pid=None, error=_describe(exc),
+                run_id,
+                state="failed",
+                pid=None,
+                error=_describe(exc),
                 traceback=traceback.format_exc(limit=20),
             )
             raise
@@ -171,8 +176,15 @@ def _run_cycles(store: Store, run_id: str, cfg: RunConfig, report: StatusReporte
         timings: dict[str, float] = {}
 
         def on_epoch(epoch: int, epochs: int, k: int = k) -> None:
-            report({"cycle": k, "phase": "train", "step": epoch, "steps": epochs,
-                    "within": 0.8 * epoch / epochs})
+            report(
+                {
+                    "cycle": k,
+                    "phase": "train",
+                    "step": epoch,
+                    "steps": epochs,
+                    "within": 0.8 * epoch / epochs,
+                }
+            )
 
         report({"cycle": k, "phase": "train", "step": 0, "steps": cfg.epochs, "within": 0.0})
         t = time.perf_counter()
@@ -182,7 +194,9 @@ def _run_cycles(store: Store, run_id: str, cfg: RunConfig, report: StatusReporte
         timings["train"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        acc, per_class, _ = evaluate(model, test_images, ds.y_test, num_classes, cfg.eval_batch_size)
+        acc, per_class, _ = evaluate(
+            model, test_images, ds.y_test, num_classes, cfg.eval_batch_size
+        )
         timings["eval"] = time.perf_counter() - t
         counts = class_counts(ds.y_train[labeled], num_classes)
         record: Event = {
@@ -203,8 +217,14 @@ def _run_cycles(store: Store, run_id: str, cfg: RunConfig, report: StatusReporte
             pool_idx = np.flatnonzero(in_pool)
             report({"cycle": k, "phase": "infer", "within": 0.85})
             t = time.perf_counter()
-            out = infer(model, train_images, pool_idx, cfg.eval_batch_size,
-                        cfg.mc_passes if strategy.needs_mc else 0, seed)
+            out = infer(
+                model,
+                train_images,
+                pool_idx,
+                cfg.eval_batch_size,
+                cfg.mc_passes if strategy.needs_mc else 0,
+                seed,
+            )
             lab_emb = (
                 infer(model, train_images, labeled, cfg.eval_batch_size).embeddings
                 if strategy.needs_embeddings or cfg.save_embeddings

@@ -10,20 +10,35 @@ import pytest
 from cbal.cli import main
 from cbal.store import Store
 
-TINY = ["--initial-labeled", "40", "--budget", "20", "--cycles", "2", "--epochs", "8",
-        "--lr-milestones", "6", "--device", "cpu"]
+TINY = [
+    "--initial-labeled",
+    "40",
+    "--budget",
+    "20",
+    "--cycles",
+    "2",
+    "--epochs",
+    "8",
+    "--lr-milestones",
+    "6",
+    "--device",
+    "cpu",
+]
 
 
 def _cli(tmp_path, *args):
     return subprocess.run(
         [sys.executable, "-m", "cbal", "--cache-dir", str(tmp_path), *args],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
 def test_run_list_show(tmp_path):
-    out = _cli(tmp_path, "run", "--preset", "digits", "--strategy", "entropy-cb", "--seed", "0",
-               *TINY)
+    out = _cli(
+        tmp_path, "run", "--preset", "digits", "--strategy", "entropy-cb", "--seed", "0", *TINY
+    )
     assert out.returncode == 0, out.stderr
     run_id = out.stdout.split("run id: ")[1].split()[0]
     listing = _cli(tmp_path, "list")
@@ -78,21 +93,51 @@ def test_cuda_without_gpu_is_refused(tmp_path, capsys):
 
 
 def _records(store, run_id):
-    keep = ("cycle", "labeled", "accuracy", "per_class_accuracy", "labeled_counts",
-            "selected_counts", "batch_l1", "labeled_l1")
+    keep = (
+        "cycle",
+        "labeled",
+        "accuracy",
+        "per_class_accuracy",
+        "labeled_counts",
+        "selected_counts",
+        "batch_l1",
+        "labeled_l1",
+    )
     out = []
     for k, r in enumerate(store.read_cycles(run_id)):
         arrays = store.load_cycle_arrays(run_id, k)
-        out.append(({key: r.get(key) for key in keep},
-                    arrays["selected"].tolist() if "selected" in arrays else None))
+        out.append(
+            (
+                {key: r.get(key) for key in keep},
+                arrays["selected"].tolist() if "selected" in arrays else None,
+            )
+        )
     return out
 
 
 @pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
-    args = ["run", "--preset", "digits", "--strategy", "bald-cb", "--seed", "1",
-            "--initial-labeled", "40", "--budget", "20", "--cycles", "3", "--epochs", "10",
-            "--lr-milestones", "8", "--device", "cpu"]
+    args = [
+        "run",
+        "--preset",
+        "digits",
+        "--strategy",
+        "bald-cb",
+        "--seed",
+        "1",
+        "--initial-labeled",
+        "40",
+        "--budget",
+        "20",
+        "--cycles",
+        "3",
+        "--epochs",
+        "10",
+        "--lr-milestones",
+        "8",
+        "--device",
+        "cpu",
+    ]
     ref = _cli(tmp_path / "ref", *args)
     assert ref.returncode == 0, ref.stderr
     ref_store = Store(tmp_path / "ref")
@@ -101,7 +146,8 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     store = Store(tmp_path / "killed")
     proc = subprocess.Popen(
         [sys.executable, "-m", "cbal", "--cache-dir", str(store.root), *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 240
     while time.time() < deadline:

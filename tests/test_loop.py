@@ -6,8 +6,17 @@ from cbal.loop import execute, prepare
 from cbal.store import Store
 from cbal.strategies.balance import class_counts, l1_score
 
-STRATEGIES = ["random", "entropy", "bald", "kcenter", "entropy-cb", "bald-cb", "kcenter-cb",
-              "entropy-pl", "coreset"]
+STRATEGIES = [
+    "random",
+    "entropy",
+    "bald",
+    "kcenter",
+    "entropy-cb",
+    "bald-cb",
+    "kcenter-cb",
+    "entropy-pl",
+    "coreset",
+]
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
