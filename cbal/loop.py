@@ -21,7 +21,7 @@ import numpy as np
 
 from cbal import data
 from cbal.config import ConfigError, RunConfig, effective_lam
-from cbal.store import Store
+from cbal.store import Store, fault_point
 from cbal.strategies import STRATEGIES, SelectionContext
 from cbal.strategies.balance import class_counts, l1_score, target_counts
 
@@ -101,6 +101,7 @@ class StatusReporter:
         gained = frac - self.start_fraction
         eta = elapsed / gained * (1 - frac) if gained > 1e-6 else None
         event = {**event, "fraction": round(frac, 4), "eta_s": eta}
+        fault_point(event["phase"], event["cycle"])
         now = time.time()
         if now - self.last_write >= 1.0 or event.get("within", 0.0) == 0.0:
             self.store.write_status(self.run_id, progress=event)
@@ -127,6 +128,7 @@ def execute(store: Store, run_id: str, progress: ProgressFn | None = None) -> li
     """
     cfg = store.load_config(run_id)
     with store.lock(run_id):
+        store.remove_temp_files(run_id)
         store.write_status(
             run_id, state="running", pid=os.getpid(), error=None, started=time.time()
         )

@@ -17,10 +17,10 @@ import re
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -29,6 +29,19 @@ from cbal.config import ConfigError, RunConfig
 ENV_VAR = "CBAL_CACHE"
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 STATES = ("queued", "running", "done", "failed", "cancelled")
+
+
+FAULT_ENV = "CBAL_FAULT_PAUSE"
+
+
+def fault_point(name: str, cycle: int) -> None:
+    """Test hook for the kill tests: at ``name@cycle`` listed in ``$CBAL_FAULT_PAUSE``, write the
+    point's name to ``$CBAL_FAULT_MARK`` and sleep, so a test can SIGKILL the run right there."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec or f"{name}@{cycle}" not in spec.split(","):
+        return
+    Path(os.environ["CBAL_FAULT_MARK"]).write_text(f"{name}@{cycle}")
+    time.sleep(float(os.environ.get("CBAL_FAULT_SECONDS", "30")))
 
 
 class StoreError(Exception):
@@ -57,39 +70,39 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the new one, never a torn one."""
+def _atomic_write(path: Path, write: Callable[[BinaryIO], None], fault: str = "") -> None:
+    """Write through ``write`` to a temp file, fsync, then rename over ``path``.
+
+    Readers see the old file or the new one, never a torn one. ``fault`` names a kill-test point
+    (see :func:`fault_point`) between the write and the rename."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
+        if fault:
+            name, cycle = fault.split("@")
+            fault_point(name, int(cycle))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    _atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
-def atomic_save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy stubs type kwargs as flags
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+def atomic_save_npz(path: Path, arrays: dict[str, np.ndarray], fault: str = "") -> None:
+    # numpy's stubs type savez's **kwds as its flags; the arrays are what it saves
+    _atomic_write(path, lambda f: np.savez(f, **arrays), fault)  # type: ignore[arg-type]
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -232,7 +245,8 @@ class Store:
         done = self.read_cycles(run_id)
         if k != len(done):
             raise StoreError(f"run {run_id}: cycle {k} recorded after {len(done)} finished cycles")
-        atomic_save_npz(run_dir / f"cycle_{k}.npz", arrays)
+        atomic_save_npz(run_dir / f"cycle_{k}.npz", arrays, fault=f"write-npz@{k}")
+        fault_point("write-line", k)
         path = run_dir / "cycles.jsonl"
         # rewrite without any torn tail first, so the new line never glues onto a partial one
         lines = [json.dumps(c, sort_keys=True) + "\n" for c in done]
@@ -242,6 +256,12 @@ class Store:
             f.write(json.dumps(record, sort_keys=True) + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+    def remove_temp_files(self, run_id: str) -> None:
+        """Delete temp files a killed writer left behind (call while holding the run's lock)."""
+        for tmp in self._existing(run_id).glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
     def load_cycle_arrays(self, run_id: str, cycle: int) -> dict[str, np.ndarray]:
         path = self._existing(run_id) / f"cycle_{int(cycle)}.npz"
