@@ -110,6 +110,8 @@ def _execute(store: Store, run_id: str, quiet: bool = False) -> int:
     except Cancelled:
         print(f"run {run_id} cancelled; finished cycles are kept (resume with `cbal resume`)")
         return 130
+    except StoreError:  # e.g. the run is locked by another process: bad input, not a crash
+        raise
     except Exception as exc:  # the loop stored the error and traceback in status.json
         print(
             f"cbal: run {run_id} failed: {exc} (status.json has the traceback; "
