@@ -93,8 +93,12 @@ def test_sigkill_in_every_phase_loses_nothing_and_resumes_identically(tmp_path):
 def test_two_resumes_at_once_only_one_wins(tmp_path):
     store = Store(tmp_path)
     run_id = store.create_run(_config("entropy"))
-    env = {**os.environ, "CBAL_FAULT_PAUSE": "train@0", "CBAL_FAULT_MARK": str(tmp_path / "m"),
-           "CBAL_FAULT_SECONDS": "3"}
+    env = {
+        **os.environ,
+        "CBAL_FAULT_PAUSE": "train@0",
+        "CBAL_FAULT_MARK": str(tmp_path / "m"),
+        "CBAL_FAULT_SECONDS": "3",
+    }
     first = _worker(store, run_id, env)
     deadline = time.time() + 60
     while not (tmp_path / "m").exists() and time.time() < deadline:
