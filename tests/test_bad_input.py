@@ -214,9 +214,7 @@ def _newer(text):
 
 
 def _older(text):
-    return json.dumps(
-        {k: v for k, v in json.loads(text).items() if k != "version"} | {"version": 0}
-    )
+    return json.dumps({**json.loads(text), "version": 0})
 
 
 @pytest.mark.parametrize(
