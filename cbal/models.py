@@ -30,8 +30,8 @@ def resnet18(num_classes: int, in_channels: int = 3, dropout: float = 0.3) -> Cl
     """ResNet-18 with the CIFAR stem: a 3x3 stride-1 first conv and no max-pool."""
     net = torchvision.models.resnet18(weights=None)
     net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
-    net.maxpool = nn.Identity()  # type: ignore[assignment]
-    net.fc = nn.Identity()  # type: ignore[assignment]
+    net.maxpool = nn.Identity()
+    net.fc = nn.Identity()
     return Classifier(net, 512, num_classes, dropout)
 
 

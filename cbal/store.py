@@ -70,7 +70,7 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], None], fault: str = "") -> None:
+def _atomic_write(path: Path, write: Callable[[BinaryIO], object], fault: str = "") -> None:
     """Write through ``write`` to a temp file, fsync, then rename over ``path``.
 
     Readers see the old file or the new one, never a torn one. ``fault`` names a kill-test point

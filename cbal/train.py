@@ -104,7 +104,7 @@ def train_model(
     y = torch.as_tensor(labels, dtype=torch.long, device=device)
     model.to(device)
     if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(
         model.parameters(),
         lr=cfg.lr,
