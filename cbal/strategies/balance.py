@@ -1,0 +1,1114 @@
+"""Class-balanced selection: target counts Ω, the CB problem (Bengar et al., WACV 2022), L1 score.
+
+The CB problem (the paper's Eq. 3) picks ``budget`` pool items::
+
+    minimize  -uᵀz + lam · ‖Ω − Pᵀz‖₁   over  z ∈ {0, 1}^N,  Σ z = budget
+
+cbal solves its LP relaxation (0 ≤ z ≤ 1) exactly and takes the top-``budget`` of z. The
+relaxation's dual is ``max_{y ∈ [−lam, lam]^C} yᵀΩ − top_b(u + P y)`` (top_b = sum of the b
+largest entries): any y in the box gives a lower bound (:func:`dual_bound`), which every result
+reports next to the objective of the selected set, so the rounding gap is visible.
+
+Methods of :func:`solve_balanced`:
+
+- ``"lp"`` (default, fast, exact): smoothed dual ascent, then column generation with HiGHS on the
+  near-tied items; see :func:`solve_balanced` for why it is exact.
+- ``"highs"``: the same LP on all N columns, straight to HiGHS (slow oracle).
+- ``"cvxpy"``: the problem as written above, relaxed, with cvxpy's default solver (reference).
+- ``"milp"``: the binary problem with HiGHS branch-and-bound under a time limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp, minimize
+
+__all__ = [
+    "METHODS",
+    "BalancedResult",
+    "class_counts",
+    "dual_bound",
+    "l1_score",
+    "objective",
+    "relaxed_objective",
+    "solve_balanced",
+    "solve_path",
+    "target_counts",
+]
+
+METHODS = ("lp", "highs", "cvxpy", "milp")
+
+# HiGHS tolerances for the LPs (its defaults are 1e-7); the pricing step uses the same scale.
+_LP_TOL = 1e-9
+# Near-tied items kept free on each side of the rank-b threshold, beyond the C + 1 a vertex needs.
+_WINDOW_EXTRA = 16
+# Columns added per pricing round and side (most violated first), at least; doubles per round.
+_MIN_ADD = 64
+# Dual ascent effort: iterations ≈ work / C (an evaluation costs ~N·C), clipped; it smooths
+# over ~min(b, N − b)/16 items around rank b. Half the effort from a warm start.
+_ASCENT_COLD = (600, 6, 30)  # (work, min, max iterations)
+_ASCENT_WARM = (300, 3, 15)
+_COARSE_DIV = 16
+
+
+# --------------------------------------------------------------------------------------------
+# Counts, targets and the L1 score
+# --------------------------------------------------------------------------------------------
+
+
+def class_counts(labels: np.ndarray | Sequence[int], num_classes: int) -> np.ndarray:
+    """Count labels per class.
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (n,)
+        Class labels in ``[0, num_classes)``.
+    num_classes : int
+        Number of classes C.
+
+    Returns
+    -------
+    counts : ndarray of int64, shape (C,)
+        ``counts[c]`` = number of labels equal to c (0 for an absent class).
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+        raise ValueError(f"num_classes={num_classes!r} must be a positive integer")
+    if num_classes < 1:
+        raise ValueError(f"num_classes={num_classes} must be a positive integer")
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise ValueError(f"labels must be 1-D, got shape {arr.shape}")
+    if arr.size == 0:
+        return np.zeros(num_classes, dtype=np.int64)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got dtype {arr.dtype}")
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0 or hi >= num_classes:
+        raise ValueError(
+            f"labels must lie in [0, num_classes={num_classes}), got values in [{lo}, {hi}]"
+        )
+    return np.bincount(arr, minlength=num_classes).astype(np.int64)
+
+
+def target_counts(labeled_counts: np.ndarray | Sequence[float], budget: int) -> np.ndarray:
+    """Target counts Ω of the selection: what each class still needs to be balanced.
+
+    With ``T* = (sum(labeled_counts) + budget) / C``, ``Ω_c = max(0, T* − n_c)``.
+
+    Parameters
+    ----------
+    labeled_counts : array-like, shape (C,)
+        Class counts n_c of the labeled set (non-negative).
+    budget : int
+        Number of items selected in this step (≥ 0).
+
+    Returns
+    -------
+    omega : ndarray of float64, shape (C,)
+    """
+    n = np.asarray(labeled_counts, dtype=np.float64)
+    if n.ndim != 1 or n.size == 0:
+        raise ValueError(f"labeled_counts must be a non-empty 1-D array, got shape {n.shape}")
+    if not np.all(np.isfinite(n)) or np.any(n < 0):
+        raise ValueError("labeled_counts must be finite and non-negative")
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 0:
+        raise ValueError(f"budget={budget!r} must be a non-negative integer")
+    t_star = (n.sum() + float(budget)) / n.size
+    return np.maximum(0.0, t_star - n)
+
+
+def l1_score(hist: np.ndarray | Sequence[float]) -> float:
+    """Imbalance of a class histogram (Bengar et al., Sec. 5.1), in [0, 1].
+
+    ``L1(h) = Σ_c |h_c − n/C| · C / (2 n (C − 1))`` with n = Σ h: 0 for a uniform histogram,
+    1 when everything is in one class. An empty histogram (n = 0) or a single class (C = 1)
+    scores 0.
+    """
+    h = np.asarray(hist, dtype=np.float64)
+    if h.ndim != 1 or h.size == 0:
+        raise ValueError(f"hist must be a non-empty 1-D array, got shape {h.shape}")
+    if not np.all(np.isfinite(h)) or np.any(h < 0):
+        raise ValueError("hist must be finite and non-negative")
+    n, c = float(h.sum()), h.size
+    if n == 0.0 or c == 1:
+        return 0.0
+    return float(np.abs(h - n / c).sum() * c / (2.0 * n * (c - 1)))
+
+
+# --------------------------------------------------------------------------------------------
+# Objectives and bounds
+# --------------------------------------------------------------------------------------------
+
+
+def _weighted_counts(probs: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Pᵀz, summing only the rows where z is non-zero (z is mostly 0 in a selection)."""
+    nz = np.flatnonzero(z)
+    return z[nz] @ np.take(probs, nz, axis=0)
+
+
+def relaxed_objective(
+    u: np.ndarray, probs: np.ndarray, omega: np.ndarray, lam: float, z: np.ndarray
+) -> float:
+    """``−uᵀz + lam · ‖Ω − Pᵀz‖₁`` for a (possibly fractional) z of shape (N,)."""
+    z = np.asarray(z, dtype=np.float64)
+    resid = np.asarray(omega, dtype=np.float64) - _weighted_counts(np.asarray(probs), z)
+    return float(-np.dot(u, z) + lam * np.abs(resid).sum())
+
+
+def objective(
+    u: np.ndarray,
+    probs: np.ndarray,
+    omega: np.ndarray,
+    lam: float,
+    indices: np.ndarray | Sequence[int],
+) -> float:
+    """Objective of the CB problem for the selected set ``indices`` (distinct pool indices).
+
+    ``−Σ_{i∈S} u_i + lam · ‖Ω − Σ_{i∈S} p_i‖₁``.
+    """
+    u = np.asarray(u, dtype=np.float64)
+    idx = np.asarray(indices)
+    if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+        raise ValueError("indices must be a 1-D integer array")
+    if idx.size and (idx.min() < 0 or idx.max() >= u.shape[0]):
+        raise ValueError(f"indices must lie in [0, N={u.shape[0]})")
+    if np.unique(idx).size != idx.size:
+        raise ValueError("indices must be distinct")
+    probs = np.asarray(probs, dtype=np.float64)
+    counts = probs[idx].sum(axis=0)
+    resid = np.asarray(omega, dtype=np.float64) - counts
+    return float(-u[idx].sum() + lam * np.abs(resid).sum())
+
+
+def _top_sum(s: np.ndarray, b: int) -> float:
+    """Sum of the b largest entries of s."""
+    return float(np.sort(s)[s.shape[0] - b :].sum())
+
+
+def dual_bound(
+    u: np.ndarray,
+    probs: np.ndarray,
+    omega: np.ndarray,
+    budget: int,
+    lam: float,
+    y: np.ndarray,
+) -> float:
+    """Lower bound ``yᵀΩ − top_b(u + P y)`` on the LP relaxation (hence the CB problem).
+
+    Valid for every y in the box ``[−lam, lam]^C``; y is clipped into it first.
+    """
+    yy = np.clip(np.asarray(y, dtype=np.float64), -lam, lam)
+    s = np.asarray(u, dtype=np.float64) + np.asarray(probs, dtype=np.float64) @ yy
+    return float(yy @ np.asarray(omega, dtype=np.float64) - _top_sum(s, int(budget)))
+
+
+# --------------------------------------------------------------------------------------------
+# Result
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class BalancedResult:
+    """Outcome of one CB selection.
+
+    Attributes
+    ----------
+    indices : ndarray of int64, shape (budget,)
+        The selected pool indices, distinct, ordered by descending z, then descending u, then
+        ascending index (so at lam = 0 they are ``np.argsort(-u, kind="stable")[:budget]``).
+    z : ndarray of float64, shape (N,)
+        The relaxed solution (``lp``, ``highs``, ``cvxpy``) or the binary one (``milp``).
+    objective : float
+        Objective of the selected (binary) set, see :func:`objective`.
+    lp_objective : float
+        Objective of ``z`` itself (the LP value for the LP methods).
+    bound : float
+        A proven lower bound on the LP relaxation's optimum, hence on the binary optimum
+        (``milp``: HiGHS's branch-and-bound dual bound, a bound on the binary optimum).
+    status : str
+        ``"optimal"``, ``"time_limit"``, ``"optimal_inaccurate"``, ``"failed: <msg>"``; with
+        ``"; fell back to lp rounding"`` appended when the fallback was used.
+    optimal : bool
+        The solver proved optimality of the problem it was asked (LP or binary).
+    solve_time : float
+        Wall-clock seconds.
+    method : str
+        The method asked for.
+    dual : ndarray of float64, shape (C,), or None
+        Dual y of the balance constraints; pass as ``warm_start`` for a nearby lam
+        (scaled by lam'/lam).
+    fallback : bool
+        The requested method failed and the ``lp`` rounding was returned instead.
+    lam, budget : float, int
+        The inputs.
+    expected_counts : ndarray of float64, shape (C,)
+        ``Σ_{i∈S} p_i`` over the selected set.
+    info : dict
+        Method-specific diagnostics (iterations, sizes, timings), JSON-safe.
+    """
+
+    indices: np.ndarray
+    z: np.ndarray
+    objective: float
+    lp_objective: float
+    bound: float
+    status: str
+    optimal: bool
+    solve_time: float
+    method: str
+    dual: np.ndarray | None
+    fallback: bool
+    lam: float
+    budget: int
+    expected_counts: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float:
+        """``objective − bound`` ≥ 0: how far the selection may be from the binary optimum."""
+        return self.objective - self.bound
+
+    def to_record(self) -> dict[str, Any]:
+        """JSON-safe summary for the per-cycle record (no N-sized arrays)."""
+        return {
+            "method": self.method,
+            "status": self.status,
+            "optimal": bool(self.optimal),
+            "fallback": bool(self.fallback),
+            "lam": float(self.lam),
+            "budget": int(self.budget),
+            "objective": float(self.objective),
+            "lp_objective": float(self.lp_objective),
+            "bound": float(self.bound),
+            "gap": float(self.gap),
+            "solve_time": float(self.solve_time),
+            "n_fractional": int(np.count_nonzero((self.z > 1e-9) & (self.z < 1 - 1e-9))),
+            "expected_counts": [float(v) for v in self.expected_counts],
+            "dual": None if self.dual is None else [float(v) for v in self.dual],
+            "info": dict(self.info),
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+
+
+class _Problem:
+    """Validated arrays of one CB instance, plus caches shared by the λ of a path."""
+
+    def __init__(self, u: Any, probs: Any, omega: Any, budget: Any) -> None:
+        p = np.asarray(probs, dtype=np.float64)
+        if p.ndim != 2:
+            raise ValueError(f"probs must be 2-D (N, C), got shape {p.shape}")
+        n, c = p.shape
+        if n < 1 or c < 1:
+            raise ValueError(f"probs must have N ≥ 1 rows and C ≥ 1 columns, got shape {p.shape}")
+        if not np.all(np.isfinite(p)):
+            raise ValueError("probs contains NaN or inf")
+        if p.min() < 0:
+            raise ValueError(f"probs must be non-negative, min is {p.min():.3g}")
+        row_err = float(np.abs(p.sum(axis=1) - 1.0).max())
+        if row_err > 1e-4:
+            raise ValueError(f"probs rows must sum to 1 within 1e-4 (max deviation {row_err:.3g})")
+        uu = np.asarray(u, dtype=np.float64)
+        if uu.ndim != 1 or uu.shape[0] != n:
+            raise ValueError(f"u must have shape (N={n},), got {uu.shape}")
+        if not np.all(np.isfinite(uu)):
+            raise ValueError("u contains NaN or inf")
+        om = np.asarray(omega, dtype=np.float64)
+        if om.ndim != 1 or om.shape[0] != c:
+            raise ValueError(f"omega must have shape (C={c},), got {om.shape}")
+        if not np.all(np.isfinite(om)):
+            raise ValueError("omega contains NaN or inf")
+        if (
+            isinstance(budget, bool)
+            or not isinstance(budget, (int, np.integer))
+            or not 1 <= budget <= n
+        ):
+            raise ValueError(f"budget={budget!r} must be an integer in [1, N={n}]")
+        self.u = np.ascontiguousarray(uu)
+        self.P = np.ascontiguousarray(p)
+        self.omega = om
+        self.b = int(budget)
+        self.n, self.c = n, c
+        self._p32: np.ndarray | None = None
+        self._colsum: np.ndarray | None = None
+
+    @property
+    def p32(self) -> np.ndarray:
+        # float32 copy: the dual ascent's mat-vecs are 3x faster and need no more precision
+        if self._p32 is None:
+            self._p32 = self.P.astype(np.float32)
+        return self._p32
+
+    @property
+    def colsum(self) -> np.ndarray:
+        if self._colsum is None:
+            self._colsum = self.P.sum(axis=0)
+        return self._colsum
+
+    def scores(self, y: np.ndarray) -> np.ndarray:
+        return self.u + self.P @ y
+
+    def bound(self, y: np.ndarray, s: np.ndarray | None = None) -> float:
+        if s is None:
+            s = self.scores(y)
+        return float(y @ self.omega - _top_sum(s, self.b))
+
+    def topb_z(self, s: np.ndarray) -> np.ndarray:
+        """Indicator of the top-b of s (stable: lower index first among ties)."""
+        z = np.zeros(self.n)
+        z[np.argsort(-s, kind="stable")[: self.b]] = 1.0
+        return z
+
+
+def _check_lam(lam: Any) -> float:
+    try:
+        val = float(lam)
+    except (TypeError, ValueError):
+        raise ValueError(f"lam={lam!r} must be a finite number ≥ 0") from None
+    if not np.isfinite(val) or val < 0:
+        raise ValueError(f"lam={lam!r} must be a finite number ≥ 0")
+    return val
+
+
+def _check_method(method: Any) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is unknown; choose one of {METHODS}")
+    return str(method)
+
+
+def _check_time_limit(time_limit: Any) -> float:
+    try:
+        val = float(time_limit)
+    except (TypeError, ValueError):
+        raise ValueError(f"time_limit={time_limit!r} must be a positive number") from None
+    if not val > 0:  # also rejects NaN
+        raise ValueError(f"time_limit={time_limit!r} must be a positive number")
+    return val
+
+
+def _check_warm_start(warm_start: Any, c: int) -> np.ndarray | None:
+    if warm_start is None:
+        return None
+    w = np.asarray(warm_start, dtype=np.float64)
+    if w.shape != (c,):
+        raise ValueError(f"warm_start must have shape (C={c},), got {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("warm_start contains NaN or inf")
+    return w
+
+
+# --------------------------------------------------------------------------------------------
+# LP pieces
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _LPOut:
+    z: np.ndarray  # values of the free columns
+    y: np.ndarray  # duals of the C balance rows
+    theta: float  # the dual of Σz = b, as a score threshold
+    ok: bool  # a solution (optimal or not) came back
+    optimal: bool
+    status: str
+    iterations: int
+
+
+def _solve_standard_lp(
+    prob: _Problem,
+    lam: float,
+    cols: np.ndarray,
+    rhs_counts: np.ndarray,
+    rhs_budget: float,
+    method: str,
+    time_limit: float,
+    presolve: bool,
+) -> _LPOut:
+    """LP over the columns ``cols`` (others fixed), in standard form with C + 1 rows.
+
+    min −u_Kᵀz + lam·1ᵀ(p + q)  s.t.  P_Kᵀz + p − q = rhs_counts,  1ᵀz = rhs_budget,
+    0 ≤ z ≤ 1,  p, q ≥ 0.  Splitting Ω − Pᵀz = p − q keeps C + 1 rows (the t ≥ ±r form has
+    2C + 1 and is about twice as slow in HiGHS). The duals give y (rows 1..C) and the score
+    threshold θ = −(dual of the budget row): reduced cost of z_i is −(u_i + P_i y − θ).
+    """
+    k, c = cols.shape[0], prob.c
+    eye = sp.identity(c, format="csr")
+    a_eq = sp.vstack(
+        [
+            sp.hstack([sp.csr_matrix(prob.P[cols].T), eye, -eye]),
+            sp.hstack([sp.csr_matrix(np.ones((1, k))), sp.csr_matrix((1, 2 * c))]),
+        ],
+        format="csr",
+    )
+    cost = np.concatenate([-prob.u[cols], np.full(2 * c, lam)])
+    bounds = np.zeros((k + 2 * c, 2))
+    bounds[:k, 1] = 1.0
+    bounds[k:, 1] = np.inf
+    b_eq = np.append(rhs_counts, rhs_budget)
+    # HiGHS now and then stops with an "unknown" model status at tight tolerances: retry with
+    # presolve and the interior-point solver, then with HiGHS's default tolerances.
+    attempts = [(method, presolve, _LP_TOL), ("highs-ipm", True, _LP_TOL), ("highs", True, 1e-7)]
+    t_end = time.perf_counter() + time_limit
+    nit, status = 0, "failed: no attempt"
+    for meth, pre, tol in attempts:
+        left = t_end - time.perf_counter()
+        if left <= 0:
+            status = "time_limit"
+            break
+        res = linprog(
+            cost,
+            A_eq=a_eq,
+            b_eq=b_eq,
+            bounds=bounds,
+            method=meth,
+            options={
+                "presolve": pre,
+                "time_limit": float(max(left, 1e-3)),
+                "primal_feasibility_tolerance": tol,
+                "dual_feasibility_tolerance": tol,
+            },
+        )
+        nit += int(getattr(res, "nit", 0) or 0)
+        if res.status == 0:
+            duals = np.asarray(res.eqlin.marginals, dtype=np.float64)
+            return _LPOut(
+                z=np.clip(res.x[:k], 0.0, 1.0),
+                y=np.clip(duals[:c], -lam, lam),
+                theta=float(-duals[c]),
+                ok=True,
+                optimal=True,
+                status="optimal",
+                iterations=nit,
+            )
+        msg = str(res.message)
+        if res.status == 1 and "time" in msg.lower():
+            status = "time_limit"
+            break
+        status = f"failed: {msg}"
+    return _LPOut(
+        z=np.zeros(k),
+        y=np.zeros(c),
+        theta=0.0,
+        ok=False,
+        optimal=False,
+        status=status,
+        iterations=nit,
+    )
+
+
+def _cap_threshold(s_sorted: np.ndarray, b: int, mu: float) -> float:
+    """θ with Σ_i clip((s_i − θ)/μ, 0, 1) = b, for s sorted ascending and b < N.
+
+    The sum is piecewise linear and decreasing in θ with breakpoints s_i and s_i − μ, and the
+    root lies in (s_(b+1) − μ, s_(b)) (s_(k) = k-th largest): evaluate at the breakpoints in
+    there with prefix sums and interpolate.
+    """
+    n = s_sorted.shape[0]
+    lo, hi = s_sorted[n - b - 1] - mu, s_sorted[n - b]
+    i0 = np.searchsorted(s_sorted, lo, side="left")
+    i1 = np.searchsorted(s_sorted, hi + mu, side="right")
+    window = s_sorted[i0:i1]
+    cand = np.concatenate(([lo, hi], window, window - mu))
+    cand = np.unique(cand[(cand >= lo) & (cand <= hi)])
+    csum = np.concatenate(([0.0], np.cumsum(s_sorted)))
+    a = np.searchsorted(s_sorted, cand, side="right")  # first s > θ
+    e = np.searchsorted(s_sorted, cand + mu, side="left")  # first s ≥ θ + μ
+    e = np.maximum(e, a)
+    f = (n - e) + ((csum[e] - csum[a]) - cand * (e - a)) / mu
+    j = int(np.searchsorted(-f, -b, side="right")) - 1  # last candidate with f ≥ b
+    j = min(max(j, 0), cand.shape[0] - 2) if cand.shape[0] > 1 else 0
+    if cand.shape[0] == 1:
+        return float(cand[0])
+    f0, f1 = f[j], f[j + 1]
+    if f0 <= f1:
+        return float(cand[j])
+    return float(cand[j] + (f0 - b) * (cand[j + 1] - cand[j]) / (f0 - f1))
+
+
+def _dual_ascent(
+    prob: _Problem, lam: float, y0: np.ndarray, window: int, maxiter: int
+) -> tuple[np.ndarray, int]:
+    """Maximize a smoothed dual with L-BFGS-B on the box ``[−lam, lam]^C``.
+
+    top_b(s) = max_{0≤z≤1, Σz=b} sᵀz is smoothed to max sᵀz − μ/2‖z‖², whose maximizer
+    z = clip((s − θ)/μ, 0, 1) is cheap and whose gradient in y is Ω − Pᵀz (C¹, so
+    quasi-Newton works). μ is the score spread of ``window`` items around rank b at y0.
+    This only has to order the items roughly (a few iterations); exactness comes from the
+    column generation after it. Returns y and the number of function evaluations.
+    """
+    p32, u, om, b, n = prob.p32, prob.u, prob.omega, prob.b, prob.n
+    nfev = 0
+    y = np.clip(y0, -lam, lam)
+
+    def fun(yv: np.ndarray, mu: float) -> tuple[float, np.ndarray]:
+        nonlocal nfev
+        nfev += 1
+        s = u + p32 @ yv.astype(np.float32)
+        theta = _cap_threshold(np.sort(s), b, mu)
+        z = np.clip((s - theta) / mu, 0.0, 1.0)
+        if 2 * b <= n:
+            pz = _weighted_counts(p32, z.astype(np.float32)).astype(np.float64)
+        else:  # Pᵀz = Pᵀ1 − Pᵀ(1 − z): fewer rows when most items are picked
+            pz = prob.colsum - _weighted_counts(p32, (1.0 - z).astype(np.float32))
+        val = float(yv @ om - (s @ z - 0.5 * mu * (z @ z)))
+        return -val, -(om - pz)
+
+    ss = np.sort(u + p32 @ y.astype(np.float32))
+    m = int(min(max(window, 1), b, n - b))
+    mu = float(ss[n - b + m - 1] - ss[n - b - m])
+    if not mu > 0:
+        mu = 1e-6 * (1.0 + float(np.abs(ss).max()))
+    res = minimize(
+        fun,
+        y,
+        args=(mu,),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(-lam, lam)] * prob.c,
+        options={
+            "maxiter": maxiter,
+            "maxfun": maxiter + 4,
+            "maxls": 6,
+            "maxcor": 20,
+            "ftol": 1e-13,
+            "gtol": 1e-10,
+        },
+    )
+    y = np.clip(np.asarray(res.x, dtype=np.float64), -lam, lam)
+    return y, nfev
+
+
+def _polish_primal(prob: _Problem, lam: float, z: np.ndarray) -> np.ndarray:
+    """Make the balanced classes exactly balanced (HiGHS leaves ~1e-9 residuals there).
+
+    Moves only the fractional items, by the smallest correction that zeroes the residuals
+    of the near-balanced classes and keeps Σz = b; kept only if z stays in [0, 1] and the
+    objective does not get worse.
+    """
+    frac = np.flatnonzero((z > 1e-9) & (z < 1.0 - 1e-9))
+    resid = prob.omega - _weighted_counts(prob.P, z)
+    free = np.abs(resid) <= 1e-7 * (1.0 + np.abs(prob.omega))
+    if frac.size == 0:
+        return z
+    a = np.vstack([prob.P[frac][:, free].T, np.ones((1, frac.size))])
+    rhs = np.append(resid[free], prob.b - z.sum())
+    delta = np.linalg.lstsq(a, rhs, rcond=None)[0]
+    z_new = z.copy()
+    z_new[frac] += delta
+    if z_new[frac].min() < 0.0 or z_new[frac].max() > 1.0:
+        return z
+    before = relaxed_objective(prob.u, prob.P, prob.omega, lam, z)
+    after = relaxed_objective(prob.u, prob.P, prob.omega, lam, z_new)
+    return z_new if after <= before else z
+
+
+def _polish_dual(
+    prob: _Problem, lam: float, z: np.ndarray, y: np.ndarray, theta: float
+) -> np.ndarray:
+    """Refine HiGHS's duals (accurate to its 1e-9 tolerances) by complementary slackness.
+
+    At the optimum, classes with a non-zero residual r = Ω − Pᵀz have y_c = lam·sign(r_c),
+    and every fractional item sits on the threshold: u_i + P_i y = θ. Solving these few
+    equations for the smallest correction of (y_balanced, θ) closes the duality gap to
+    rounding error in the usual non-degenerate case; the caller keeps it only if the bound
+    improves, so this can never weaken the certificate.
+    """
+    frac = np.flatnonzero((z > 1e-9) & (z < 1.0 - 1e-9))
+    resid = prob.omega - _weighted_counts(prob.P, z)
+    free = np.abs(resid) <= 1e-7 * (1.0 + np.abs(prob.omega))
+    y_new = np.where(free, y, lam * np.sign(resid))
+    if frac.size == 0 or not free.any():
+        return y_new
+    pf = prob.P[frac]
+    a = np.hstack([pf[:, free], -np.ones((frac.size, 1))])
+    rhs = -(prob.u[frac] + pf @ y_new - theta)
+    delta = np.linalg.lstsq(a, rhs, rcond=None)[0]
+    y_new[free] += delta[:-1]
+    return np.clip(y_new, -lam, lam)
+
+
+def _lp_column_generation(
+    prob: _Problem,
+    lam: float,
+    time_limit: float,
+    warm_start: np.ndarray | None,
+) -> tuple[np.ndarray | None, np.ndarray, float, str, bool, dict[str, Any]]:
+    """Exact LP relaxation by dual ascent + column generation.
+
+    Returns z (N,) or None when no LP was solved, y (C,), bound, status, optimal, info.
+    """
+    t0 = time.perf_counter()
+    n, c, b = prob.n, prob.c, prob.b
+    info: dict[str, Any] = {}
+    half = c + 1 + _WINDOW_EXTRA  # free items kept on each side of the threshold
+
+    # 1. A good y: smoothed dual ascent (skipped when every item fits in the first LP).
+    if warm_start is None:
+        y = np.zeros(c)
+        work, lo_it, hi_it = _ASCENT_COLD
+    else:
+        y = np.clip(warm_start, -lam, lam)
+        work, lo_it, hi_it = _ASCENT_WARM
+    window = max(c + 1, min(b, n - b) // _COARSE_DIV)
+    maxiter = int(min(hi_it, max(lo_it, work // c)))
+    if 2 * half < n and maxiter > 0:
+        y, nfev = _dual_ascent(prob, lam, y, window, maxiter)
+        info["dual_evals"] = nfev
+    info["t_dual"] = time.perf_counter() - t0
+
+    s = prob.scores(y)
+    best_bound, best_y = prob.bound(y, s), y
+
+    # 2. Fix the clearly-in and clearly-out items; the LP decides a window around rank b.
+    lo, hi = max(0, b - half), min(n, b + half)
+    kth = [k for k in (lo, hi - 1) if 0 < k < n - 1]
+    order = np.argpartition(-s, kth) if kth else np.argsort(-s)
+    state = np.zeros(n, dtype=np.int8)  # 1 fixed in, 2 free (column in the LP), 0 out
+    state[order[:lo]] = 1
+    state[order[lo:hi]] = 2
+    add_cap = max(_MIN_ADD, c)
+
+    rounds, lp_iters = 0, 0
+    status, optimal, have_z = "optimal", False, False
+    z = np.zeros(n)
+    while True:
+        cols = np.flatnonzero(state == 2)
+        fixed = np.flatnonzero(state == 1)
+        remaining = time_limit - (time.perf_counter() - t0)
+        if remaining <= 0:
+            status = "time_limit"
+            break
+        rounds += 1
+        out = _solve_standard_lp(
+            prob,
+            lam,
+            cols,
+            prob.omega - prob.P[fixed].sum(axis=0),
+            float(b - fixed.shape[0]),
+            "highs-ds",
+            remaining,
+            presolve=True,
+        )
+        lp_iters += out.iterations
+        if not out.ok:
+            status = out.status
+            break
+        z = np.zeros(n)
+        z[fixed] = 1.0
+        z[cols] = out.z
+        have_z = True
+        y = out.y
+        s = prob.scores(y)
+        bnd = prob.bound(y, s)
+        if bnd > best_bound:
+            best_bound, best_y = bnd, y
+        # Pricing: an out item scoring above θ, or a fixed-in one below, has a reduced cost
+        # of the wrong sign; none left means (z, y, θ) satisfy the full LP's optimality
+        # conditions.
+        tol = _LP_TOL * (1.0 + float(np.abs(s).max()))
+        viol_out = np.flatnonzero((state == 0) & (s > out.theta + tol))
+        viol_in = np.flatnonzero((state == 1) & (s < out.theta - tol))
+        if viol_out.size == 0 and viol_in.size == 0:
+            optimal = True
+            z = _polish_primal(prob, lam, z)
+            y_pol = _polish_dual(prob, lam, z, y, out.theta)
+            bnd = prob.bound(y_pol)
+            if bnd > best_bound:
+                best_bound, y = bnd, y_pol
+            break
+        if viol_out.size > add_cap:
+            viol_out = viol_out[np.argsort(-s[viol_out], kind="stable")[:add_cap]]
+        if viol_in.size > add_cap:
+            viol_in = viol_in[np.argsort(s[viol_in], kind="stable")[:add_cap]]
+        state[viol_out] = 2
+        state[viol_in] = 2
+        # also free the items now ranked near b: the next duals will move them too
+        k_lo, k_hi = max(n - b - half, 0), min(n - b + half, n - 1)
+        part = np.partition(s, [k_lo, k_hi])
+        state[(s >= part[k_lo]) & (s <= part[k_hi])] = 2
+        add_cap *= 2  # many violators: y was poor, take bigger steps
+
+    info.update(
+        cg_rounds=rounds,
+        lp_iterations=lp_iters,
+        lp_columns=int(np.count_nonzero(state == 2)),
+        t_total=time.perf_counter() - t0,
+    )
+    if not have_z:
+        # no LP solution at all: the caller falls back to the dual-ascent selection
+        return None, best_y, best_bound, status, False, info
+    return z, (y if optimal else best_y), best_bound, status, optimal, info
+
+
+# --------------------------------------------------------------------------------------------
+# The methods
+# --------------------------------------------------------------------------------------------
+
+
+def _order_selection(z: np.ndarray, u: np.ndarray, b: int) -> np.ndarray:
+    """Top-b of z; ties by descending u, then ascending index (np.lexsort is stable).
+
+    Σz = b with z ≤ 1 puts at least b entries above 0, so only those need sorting.
+    """
+    cand = np.flatnonzero(z > 0)
+    if cand.shape[0] < b:  # pragma: no cover - only for a z that breaks Σz = b
+        cand = np.arange(z.shape[0])
+    order = np.lexsort((-u[cand], -z[cand]))
+    return cand[order[:b]].astype(np.int64)
+
+
+def _finish(
+    prob: _Problem,
+    lam: float,
+    method: str,
+    z: np.ndarray,
+    bound: float,
+    status: str,
+    optimal: bool,
+    t0: float,
+    dual: np.ndarray | None,
+    fallback: bool,
+    info: dict[str, Any],
+    snap: float = 1e-9,
+) -> BalancedResult:
+    # snap solver noise so that ties in z are real ties (the u tie rule then applies)
+    z = np.where(np.abs(z) < snap, 0.0, np.where(np.abs(z - 1.0) < snap, 1.0, z))
+    idx = _order_selection(z, prob.u, prob.b)
+    counts = prob.P[idx].sum(axis=0)
+    obj = float(-prob.u[idx].sum() + lam * np.abs(prob.omega - counts).sum())
+    return BalancedResult(
+        indices=idx,
+        z=z,
+        objective=obj,
+        lp_objective=relaxed_objective(prob.u, prob.P, prob.omega, lam, z),
+        bound=float(bound),
+        status=status,
+        optimal=bool(optimal),
+        solve_time=time.perf_counter() - t0,
+        method=method,
+        dual=dual,
+        fallback=fallback,
+        lam=lam,
+        budget=prob.b,
+        expected_counts=counts,
+        info=info,
+    )
+
+
+def _run_lp(
+    prob: _Problem, lam: float, time_limit: float, warm_start: np.ndarray | None, t0: float
+) -> BalancedResult:
+    if lam == 0.0:
+        # y = 0 is the only dual point: the exact answer is the stable top-b of u
+        z = prob.topb_z(prob.u)
+        y = np.zeros(prob.c)
+        return _finish(prob, lam, "lp", z, prob.bound(y), "optimal", True, t0, y, False, {})
+    if prob.b == prob.n:
+        z = np.ones(prob.n)
+        y = lam * np.sign(prob.omega - prob.colsum)
+        return _finish(prob, lam, "lp", z, prob.bound(y), "optimal", True, t0, y, False, {})
+    z_lp, y, bnd, status, optimal, info = _lp_column_generation(prob, lam, time_limit, warm_start)
+    if z_lp is None:
+        status = f"{status}; fell back to dual rounding"
+        warnings.warn(f"CB LP (lp): {status}", RuntimeWarning, stacklevel=3)
+        z = prob.topb_z(prob.scores(y))
+        return _finish(prob, lam, "lp", z, bnd, status, False, t0, y, True, info)
+    z = z_lp
+    if not optimal:
+        warnings.warn(
+            f"CB LP (lp) did not prove optimality ({status}); returning its last LP solution",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return _finish(prob, lam, "lp", z, bnd, status, optimal, t0, y, False, info)
+
+
+def _run_highs(prob: _Problem, lam: float, time_limit: float, t0: float) -> BalancedResult:
+    cols = np.arange(prob.n)
+    out = _solve_standard_lp(
+        prob, lam, cols, prob.omega, float(prob.b), "highs", time_limit, presolve=True
+    )
+    if not out.ok:
+        raise _SolverFailure(out.status)
+    return _finish(
+        prob,
+        lam,
+        "highs",
+        out.z,
+        prob.bound(out.y),
+        "optimal",
+        True,
+        t0,
+        out.y,
+        False,
+        {"lp_iterations": out.iterations},
+    )
+
+
+def _cvxpy_dual(prob: _Problem, lam: float, cons: list[Any]) -> np.ndarray:
+    """Recover y from cvxpy's duals of Σz = b, z ≥ 0, z ≤ 1.
+
+    Stationarity reads u + P y = ν·1 − α + β (ν, α, β those duals); P's rows sum to 1, so
+    y = ±ν·1 + lstsq(P, β − α − u). The sign convention of ν is tried both ways: any y in the
+    box is a valid bound, the caller keeps the better one.
+    """
+    nu = float(np.asarray(cons[0].dual_value).reshape(-1)[0])
+    alpha = np.asarray(cons[1].dual_value, dtype=np.float64).reshape(-1)
+    beta = np.asarray(cons[2].dual_value, dtype=np.float64).reshape(-1)
+    rhs = beta - alpha - prob.u
+    base = np.linalg.lstsq(prob.P, rhs, rcond=None)[0]
+    cands = [np.clip(base + sgn * nu, -lam, lam) for sgn in (1.0, -1.0)]
+    return max(cands, key=prob.bound)
+
+
+def _run_cvxpy(prob: _Problem, lam: float, t0: float) -> BalancedResult:
+    import cvxpy as cp  # heavy import, only for the reference method
+
+    u, probs, omega, budget = prob.u, prob.P, prob.omega, prob.b
+    z = cp.Variable(prob.n)
+    cons = [cp.sum(z) == budget, z >= 0, z <= 1]
+    problem = cp.Problem(cp.Minimize(-u @ z + lam * cp.norm1(omega - probs.T @ z)), cons)
+    try:
+        problem.solve()
+    except cp.error.SolverError as exc:
+        raise _SolverFailure(f"failed: {exc}") from exc
+    if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or z.value is None:
+        raise _SolverFailure(f"failed: cvxpy status {problem.status}")
+    zv = np.clip(np.asarray(z.value, dtype=np.float64), 0.0, 1.0)
+    try:
+        y = _cvxpy_dual(prob, lam, cons)
+        bnd = prob.bound(y)
+    except (TypeError, ValueError, np.linalg.LinAlgError):
+        y, bnd = None, -np.inf
+    optimal = problem.status == cp.OPTIMAL
+    if not optimal:
+        warnings.warn(f"cvxpy returned status {problem.status}", RuntimeWarning, stacklevel=3)
+    info = {"solver": str(problem.solver_stats.solver_name)}
+    # interior-point z is ~1e-8 off the bounds: snap wider so that ties in z stay ties
+    return _finish(
+        prob, lam, "cvxpy", zv, bnd, str(problem.status), optimal, t0, y, False, info, snap=1e-6
+    )
+
+
+def _run_milp(prob: _Problem, lam: float, time_limit: float, t0: float) -> BalancedResult:
+    n, c = prob.n, prob.c
+    # variables [z (N, binary), t (C, ≥ 0)]; rows t + Pᵀz ≥ Ω, t − Pᵀz ≥ −Ω, Σz = b
+    pt = sp.csr_matrix(prob.P.T)
+    eye = sp.identity(c, format="csr")
+    a = sp.vstack(
+        [
+            sp.hstack([pt, eye]),
+            sp.hstack([-pt, eye]),
+            sp.hstack([sp.csr_matrix(np.ones((1, n))), sp.csr_matrix((1, c))]),
+        ],
+        format="csr",
+    )
+    lower = np.concatenate([prob.omega, -prob.omega, [prob.b]])
+    upper = np.concatenate([np.full(2 * c, np.inf), [prob.b]])
+    res = milp(
+        np.concatenate([-prob.u, np.full(c, lam)]),
+        constraints=LinearConstraint(a, lower, upper),
+        integrality=np.concatenate([np.ones(n), np.zeros(c)]),
+        bounds=Bounds(np.zeros(n + c), np.concatenate([np.ones(n), np.full(c, np.inf)])),
+        options={"time_limit": float(time_limit), "mip_rel_gap": 1e-9, "disp": False},
+    )
+    msg = str(res.message)
+    if res.x is None:
+        timed_out = res.status == 1 and "time" in msg.lower()
+        raise _SolverFailure("time_limit" if timed_out else f"failed: {msg}")
+    z = np.zeros(n)
+    # the incumbent is integral up to HiGHS's tolerance; keep exactly b picks
+    z[np.argsort(-np.asarray(res.x[:n]), kind="stable")[: prob.b]] = 1.0
+    optimal = res.status == 0
+    if optimal:
+        status = "optimal"
+    elif res.status == 1 and "time" in msg.lower():
+        status = "time_limit"
+    else:
+        status = f"failed: {msg}"
+    if not optimal:
+        warnings.warn(
+            f"CB MILP did not prove optimality ({status}); returning its incumbent",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    bnd = getattr(res, "mip_dual_bound", None)
+    bnd = float(bnd) if bnd is not None and np.isfinite(bnd) else -np.inf
+    gap = getattr(res, "mip_gap", None)
+    info = {"mip_gap": None if gap is None else float(gap)}
+    return _finish(prob, lam, "milp", z, bnd, status, optimal, t0, None, False, info)
+
+
+_THREADPOOL: Any = None
+
+
+@contextlib.contextmanager
+def _single_thread_blas() -> Iterator[None]:
+    """Run numpy's BLAS on one thread inside the LP path.
+
+    Its mat-vecs are memory-bound, so more threads buy little on an idle machine, while on a
+    busy one OpenBLAS threads that wait for a core make each call 5-100x slower (measured).
+    """
+    global _THREADPOOL
+    if _THREADPOOL is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+            _THREADPOOL = False
+        else:
+            _THREADPOOL = ThreadpoolController()
+    if _THREADPOOL is False:  # pragma: no cover
+        yield
+        return
+    with _THREADPOOL.limit(limits=1, user_api="blas"):
+        yield
+
+
+class _SolverFailure(Exception):
+    """A method gave no usable solution; the message is the status to report."""
+
+
+def _solve(
+    prob: _Problem,
+    lam: float,
+    method: str,
+    time_limit: float,
+    warm_start: np.ndarray | None,
+) -> BalancedResult:
+    t0 = time.perf_counter()
+    try:
+        if method == "lp":
+            with _single_thread_blas():
+                return _run_lp(prob, lam, time_limit, warm_start, t0)
+        if method == "highs":
+            return _run_highs(prob, lam, time_limit, t0)
+        if method == "cvxpy":
+            return _run_cvxpy(prob, lam, t0)
+        return _run_milp(prob, lam, time_limit, t0)
+    except _SolverFailure as exc:
+        if method == "lp":  # pragma: no cover - _run_lp handles its own failures
+            raise
+        status = f"{exc}; fell back to lp rounding"
+        warnings.warn(f"CB solver {method!r}: {status}", RuntimeWarning, stacklevel=3)
+        with _single_thread_blas():
+            fb = _run_lp(prob, lam, time_limit, warm_start, t0)
+        return BalancedResult(
+            **{
+                **fb.__dict__,
+                "status": status,
+                "optimal": False,
+                "method": method,
+                "fallback": True,
+                "solve_time": time.perf_counter() - t0,
+            }
+        )
+
+
+def solve_balanced(
+    u: np.ndarray,
+    probs: np.ndarray,
+    omega: np.ndarray,
+    budget: int,
+    lam: float,
+    method: str = "lp",
+    time_limit: float = 60.0,
+    warm_start: np.ndarray | None = None,
+) -> BalancedResult:
+    """Select ``budget`` items by the class-balanced problem (Bengar et al., Eq. 3).
+
+    ``minimize −uᵀz + lam·‖Ω − Pᵀz‖₁  s.t.  z ∈ {0,1}^N, Σz = budget``; the LP methods relax
+    z to [0, 1] and select the top-``budget`` of z (ties by descending u, then index).
+
+    Parameters
+    ----------
+    u : ndarray, shape (N,)
+        Informativeness (entropy, BALD …).
+    probs : ndarray, shape (N, C)
+        Class probabilities, rows summing to 1.
+    omega : ndarray, shape (C,)
+        Target counts Ω (:func:`target_counts`).
+    budget : int
+        Number of items to select, in [1, N].
+    lam : float
+        Weight of the balance term, ≥ 0. ``lam = 0`` gives ``argsort(-u, kind="stable")[:b]``.
+    method : {"lp", "highs", "cvxpy", "milp"}
+        ``"lp"``: exact LP relaxation, fast (below). ``"highs"``: the same LP on all columns
+        in HiGHS (slow). ``"cvxpy"``: the relaxation stated in cvxpy, default solver
+        (reference; ignores ``time_limit``). ``"milp"``: binary problem in HiGHS.
+    time_limit : float
+        Seconds for the solver (``lp``, ``highs``, ``milp``).
+    warm_start : ndarray, shape (C,), optional
+        A dual y for ``lp``, e.g. ``previous.dual * lam / previous.lam``.
+
+    Returns
+    -------
+    BalancedResult
+
+    Notes
+    -----
+    ``"lp"`` works on the dual ``max_{|y|≤lam} yᵀΩ − top_b(u + P y)``, concave in C variables.
+    (1) L-BFGS-B on a smoothed dual gives y whose score ordering s = u + P y is nearly right.
+    (2) Items ranked clearly inside (outside) the top-b by s are fixed at z = 1 (0); an exact
+    LP over the rest (≈ 2(C + 1) columns, HiGHS dual simplex) gives z and duals (y, θ).
+    (3) Pricing all N items with those duals: an outside item with s_i > θ or a fixed item
+    with s_i < θ has a reduced cost of the wrong sign and is freed into the LP; repeat. When
+    none is left, (z, y, θ) satisfy the optimality conditions of the full LP, so z is an exact
+    optimum (to HiGHS's 1e-9 tolerances). (4) Complementary slackness then polishes z (zero
+    residual on the balanced classes) and y (fractional items exactly on θ), so that
+    ``bound`` = dual value at y certifies the LP value to ~1e-15 relative in practice.
+    At ``lam = 0`` the answer is the stable top-b of u (no solver).
+
+    A failure or time-out is never silent: a warning, ``optimal=False`` and the status text.
+    If ``highs``, ``cvxpy`` or ``milp`` yield no solution, the ``lp`` rounding is returned with
+    ``fallback=True``; a timed-out ``milp`` with an incumbent returns it (``"time_limit"``).
+    """
+    prob = _Problem(u, probs, omega, budget)
+    lam_v = _check_lam(lam)
+    method = _check_method(method)
+    tl = _check_time_limit(time_limit)
+    ws = _check_warm_start(warm_start, prob.c)
+    return _solve(prob, lam_v, method, tl, ws)
+
+
+def solve_path(
+    u: np.ndarray,
+    probs: np.ndarray,
+    omega: np.ndarray,
+    budget: int,
+    lams: Sequence[float] | np.ndarray,
+    method: str = "lp",
+    time_limit: float = 60.0,
+) -> list[BalancedResult]:
+    """Solve for each λ in ``lams`` (in the given order), warm-starting from the previous.
+
+    The dual of the previous λ, scaled by λ'/λ, starts the next (``lp`` only; other methods
+    solve each λ independently). Validation and the float32 copy of ``probs`` are shared.
+
+    Returns
+    -------
+    list of BalancedResult, one per λ, in the order of ``lams``.
+    """
+    prob = _Problem(u, probs, omega, budget)
+    lam_list = [_check_lam(v) for v in np.asarray(lams, dtype=object).reshape(-1)]
+    method = _check_method(method)
+    tl = _check_time_limit(time_limit)
+    out: list[BalancedResult] = []
+    prev: BalancedResult | None = None
+    for lam_v in lam_list:
+        ws = None
+        if method == "lp" and prev is not None and prev.dual is not None and prev.lam > 0:
+            ws = prev.dual * (lam_v / prev.lam)
+        res = _solve(prob, lam_v, method, tl, ws)
+        out.append(res)
+        prev = res
+    return out

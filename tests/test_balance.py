@@ -1,0 +1,500 @@
+"""Tests of cbal.strategies.balance: Ω, L1 score, and the class-balanced selection problem."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from cbal.strategies import balance
+from cbal.strategies.balance import (
+    BalancedResult,
+    class_counts,
+    dual_bound,
+    l1_score,
+    objective,
+    relaxed_objective,
+    solve_balanced,
+    solve_path,
+    target_counts,
+)
+
+
+def _instance(
+    n: int, c: int, seed: int, budget: int | None = None, alpha: float = 0.3
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Dirichlet probabilities, entropy scores, Ω from a random labeled set."""
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.full(c, alpha), size=n)
+    u = -(probs * np.log(np.clip(probs, 1e-12, None))).sum(axis=1)
+    b = budget if budget is not None else max(1, n // 10)
+    labeled = rng.integers(0, 3 * b // c + 2, size=c)
+    return u, probs, target_counts(labeled, b), b
+
+
+def _one_hot_pool(per_class: int, c: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One-hot probabilities (exact balance is reachable), labels, and u favouring class 0."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(c), per_class)
+    probs = np.eye(c)[labels]
+    u = rng.random(labels.size) + (labels == 0) * 1.0  # class 0 is the most informative
+    return u, probs, labels
+
+
+def _rel(a: float, b: float) -> float:
+    return abs(a - b) / max(1.0, abs(a), abs(b))
+
+
+def _check_result(res: BalancedResult, u: np.ndarray, probs: np.ndarray, omega, lam) -> None:
+    b = res.budget
+    assert res.indices.dtype == np.int64
+    assert res.indices.shape == (b,)
+    assert np.unique(res.indices).size == b
+    assert res.z.shape == u.shape
+    assert abs(res.z.sum() - b) < 1e-4
+    # ordering rule: descending z, then descending u
+    zs, us = res.z[res.indices], u[res.indices]
+    assert np.all(np.diff(zs) <= 1e-12)
+    same = np.abs(np.diff(zs)) <= 1e-12
+    assert np.all(np.diff(us)[same] <= 0)
+    # the selection's objective is the shared objective function
+    assert res.objective == pytest.approx(objective(u, probs, omega, lam, res.indices), abs=1e-9)
+    assert res.lp_objective == pytest.approx(
+        relaxed_objective(u, probs, omega, lam, res.z), abs=1e-9
+    )
+    np.testing.assert_allclose(res.expected_counts, probs[res.indices].sum(axis=0))
+    scale = 1e-9 * max(1.0, abs(res.objective))
+    assert res.objective >= res.bound - scale
+
+
+# ----------------------------------------------------------------------------------------------
+# counts, targets, L1
+# ----------------------------------------------------------------------------------------------
+
+
+def test_class_counts_hand_values():
+    np.testing.assert_array_equal(class_counts([0, 2, 2, 3], 5), [1, 0, 2, 1, 0])
+    assert class_counts(np.array([], dtype=np.int64), 3).tolist() == [0, 0, 0]
+    assert class_counts(np.array([1, 1]), 2).dtype == np.int64
+
+
+@pytest.mark.parametrize(
+    ("labels", "num_classes", "match"),
+    [
+        ([0, 3], 3, "labels"),
+        ([-1, 0], 3, "labels"),
+        ([0.5], 3, "labels"),
+        ([[0, 1]], 3, "labels"),
+        ([0], 0, "num_classes"),
+        ([0], 2.0, "num_classes"),
+    ],
+)
+def test_class_counts_rejects(labels, num_classes, match):
+    with pytest.raises(ValueError, match=match):
+        class_counts(np.asarray(labels), num_classes)
+
+
+def test_target_counts_hand_values():
+    # T* = (15 + 15) / 3 = 10
+    np.testing.assert_allclose(target_counts([10, 0, 5], 15), [0.0, 10.0, 5.0])
+    # a class above T* = (30 + 6) / 3 = 12 gets 0, the absent ones 12 each
+    np.testing.assert_allclose(target_counts(np.array([30, 0, 0]), 6), [0.0, 12.0, 12.0])
+    # balanced labeled set: the budget splits evenly
+    np.testing.assert_allclose(target_counts([4, 4, 4, 4], 8), [2.0, 2.0, 2.0, 2.0])
+    assert target_counts([1, 2], 3).dtype == np.float64
+    with pytest.raises(ValueError, match="budget"):
+        target_counts([1, 2], -1)
+    with pytest.raises(ValueError, match="labeled_counts"):
+        target_counts([1, -2], 1)
+
+
+def test_l1_score_hand_values():
+    assert l1_score([5, 5, 5]) == 0.0
+    assert l1_score([9, 0, 0]) == pytest.approx(1.0)
+    assert l1_score([0, 0, 7, 0]) == pytest.approx(1.0)
+    # n = 4, C = 2: (|3 - 2| + |1 - 2|) * 2 / (2 * 4 * 1)
+    assert l1_score([3, 1]) == pytest.approx(0.5)
+    # n = 3, C = 3: (1 + 0 + 1) * 3 / (2 * 3 * 2)
+    assert l1_score(np.array([2, 1, 0])) == pytest.approx(0.5)
+    assert l1_score([0, 0, 0]) == 0.0
+    assert l1_score([7]) == 0.0
+    with pytest.raises(ValueError, match="hist"):
+        l1_score([-1, 2])
+
+
+# ----------------------------------------------------------------------------------------------
+# the LP: fast path vs. HiGHS on all columns vs. cvxpy
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "c", "budget"), [(30, 3, 7), (200, 10, 20), (400, 5, 300), (2000, 50, 100)]
+)
+@pytest.mark.parametrize("lam", [0.0, 0.1, 1.0, 10.0])
+def test_lp_matches_highs_and_cvxpy(n, c, budget, lam):
+    u, probs, omega, b = _instance(n, c, seed=n + c, budget=budget)
+    lp = solve_balanced(u, probs, omega, b, lam)
+    hi = solve_balanced(u, probs, omega, b, lam, method="highs")
+    cv = solve_balanced(u, probs, omega, b, lam, method="cvxpy")
+    for res in (lp, hi, cv):
+        _check_result(res, u, probs, omega, lam)
+        assert not res.fallback
+    assert lp.optimal and lp.status == "optimal"
+    assert hi.optimal and hi.status == "optimal"
+    assert cv.status.startswith("optimal")
+    assert _rel(lp.lp_objective, hi.lp_objective) <= 1e-6
+    assert _rel(lp.lp_objective, cv.lp_objective) <= 1e-6
+    # lp is exact: its bound certifies its LP value
+    assert _rel(lp.bound, lp.lp_objective) <= 1e-9
+    # every bound is a valid lower bound on the LP optimum
+    tol = 1e-9 * max(1.0, abs(lp.lp_objective))
+    for res in (lp, hi, cv):
+        assert res.bound <= lp.lp_objective + tol
+    # a vertex has at most C + 1 fractional entries
+    assert np.count_nonzero((lp.z > 1e-9) & (lp.z < 1 - 1e-9)) <= c + 1
+
+
+def test_lp_budget_equals_pool():
+    u, probs, omega, _ = _instance(40, 4, seed=3)
+    res = solve_balanced(u, probs, omega, 40, 2.0)
+    assert res.optimal
+    assert sorted(res.indices.tolist()) == list(range(40))
+    assert res.objective == pytest.approx(res.bound)
+
+
+def test_lp_larger_instance_is_exact_against_highs():
+    # big enough for the dual ascent + column generation path with a real pricing step
+    u, probs, omega, b = _instance(6000, 20, seed=11, budget=300)
+    for lam in (0.5, 5.0):
+        lp = solve_balanced(u, probs, omega, b, lam)
+        hi = solve_balanced(u, probs, omega, b, lam, method="highs")
+        assert lp.optimal
+        assert _rel(lp.lp_objective, hi.lp_objective) <= 1e-8
+        assert _rel(lp.bound, hi.lp_objective) <= 1e-8
+
+
+def test_dual_bound_is_a_lower_bound():
+    u, probs, omega, b = _instance(300, 6, seed=5, budget=30)
+    lam = 1.5
+    opt = solve_balanced(u, probs, omega, b, lam)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y = rng.uniform(-3 * lam, 3 * lam, size=6)  # clipped into the box
+        assert dual_bound(u, probs, omega, b, lam, y) <= opt.lp_objective + 1e-9
+    assert dual_bound(u, probs, omega, b, lam, opt.dual) == pytest.approx(
+        opt.lp_objective, rel=1e-9
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# exhaustive search on tiny instances
+# ----------------------------------------------------------------------------------------------
+
+
+def _brute_force(u, probs, omega, b, lam) -> float:
+    return min(
+        objective(u, probs, omega, lam, np.array(s))
+        for s in itertools.combinations(range(u.size), b)
+    )
+
+
+@pytest.mark.parametrize(
+    ("n", "c", "b", "seed"), [(8, 2, 3, 0), (10, 3, 4, 1), (12, 3, 5, 2), (12, 4, 6, 3)]
+)
+@pytest.mark.parametrize("lam", [0.3, 3.0])
+def test_tiny_instances_against_brute_force(n, c, b, seed, lam):
+    u, probs, omega, _ = _instance(n, c, seed=seed, budget=b, alpha=0.5)
+    best = _brute_force(u, probs, omega, b, lam)
+    mi = solve_balanced(u, probs, omega, b, lam, method="milp")
+    assert mi.status == "optimal" and mi.optimal and not mi.fallback
+    assert mi.objective == pytest.approx(best, abs=1e-7)
+    assert mi.bound <= best + 1e-7
+    _check_result(mi, u, probs, omega, lam)
+    lp = solve_balanced(u, probs, omega, b, lam)
+    assert lp.bound <= best + 1e-9
+    assert best <= lp.objective + 1e-9
+
+
+# ----------------------------------------------------------------------------------------------
+# λ = 0, λ large, the λ path
+# ----------------------------------------------------------------------------------------------
+
+
+def test_lam_zero_is_top_b_of_u_with_stable_ties():
+    u, probs, omega, b = _instance(500, 10, seed=7, budget=40)
+    u = np.round(u, 1)  # many exact ties
+    res = solve_balanced(u, probs, omega, b, 0.0)
+    np.testing.assert_array_equal(res.indices, np.argsort(-u, kind="stable")[:b])
+    assert res.optimal and res.objective == pytest.approx(res.bound)
+    # same through a path that starts elsewhere
+    path = solve_path(u, probs, omega, b, [1.0, 0.0])
+    np.testing.assert_array_equal(path[1].indices, np.argsort(-u, kind="stable")[:b])
+
+
+@pytest.mark.parametrize("method", ["lp", "highs", "milp"])
+def test_large_lam_reaches_exact_balance(method):
+    u, probs, labels = _one_hot_pool(per_class=30, c=5, seed=1)
+    labeled_counts = np.array([8, 2, 4, 6, 0])
+    b = 20
+    omega = target_counts(labeled_counts, b)  # T* = 8: [0, 6, 4, 2, 8], sums to b
+    np.testing.assert_allclose(omega, [0, 6, 4, 2, 8])
+    unbalanced = solve_balanced(u, probs, omega, b, 0.0)
+    assert class_counts(labels[unbalanced.indices], 5)[0] > 0  # u alone prefers class 0
+    res = solve_balanced(u, probs, omega, b, 50.0, method=method)
+    assert np.abs(omega - res.expected_counts).sum() == pytest.approx(0.0, abs=1e-9)
+    np.testing.assert_array_equal(class_counts(labels[res.indices], 5), omega.astype(int))
+    # within each class, the most informative items are the ones taken
+    for cls in range(5):
+        taken = np.sort(u[res.indices][labels[res.indices] == cls])
+        pool = np.sort(u[labels == cls])[::-1][: taken.size]
+        np.testing.assert_allclose(np.sort(pool), taken)
+
+
+def test_l1_of_selection_decreases_along_lambda_path():
+    u, probs, labels = _one_hot_pool(per_class=40, c=4, seed=2)
+    b = 24
+    omega = target_counts(np.full(4, 10), b)  # uniform target: 6 per class
+    lams = np.concatenate(([0.0], np.logspace(-2, 1.5, 12)))
+    path = solve_path(u, probs, omega, b, lams)
+    scores = [l1_score(r.expected_counts) for r in path]
+    assert scores[0] > 0.5
+    assert scores[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(s2 <= s1 + 1e-12 for s1, s2 in zip(scores, scores[1:], strict=False))
+
+
+def test_balance_term_of_lp_optimum_is_monotone_in_lambda():
+    # parametric LP: for optimal z(λ1), z(λ2) with λ1 < λ2, ‖Ω − Pᵀz(λ2)‖₁ ≤ ‖Ω − Pᵀz(λ1)‖₁
+    u, probs, omega, b = _instance(3000, 15, seed=4, budget=150)
+    path = solve_path(u, probs, omega, b, np.logspace(-2, 1, 10))
+    terms = [np.abs(omega - r.z @ probs).sum() for r in path]
+    assert all(t2 <= t1 + 1e-6 * max(1.0, t1) for t1, t2 in zip(terms, terms[1:], strict=False))
+    assert terms[-1] < terms[0]
+
+
+def test_warm_started_path_equals_independent_solves():
+    u, probs, omega, b = _instance(5000, 30, seed=9, budget=250)
+    lams = np.logspace(-1.5, 1.5, 8)
+    path = solve_path(u, probs, omega, b, lams)
+    for lam, res in zip(lams, path, strict=True):
+        alone = solve_balanced(u, probs, omega, b, float(lam))
+        assert res.optimal and alone.optimal
+        assert res.lam == pytest.approx(lam)
+        assert _rel(res.lp_objective, alone.lp_objective) <= 1e-9
+        assert res.objective == pytest.approx(alone.objective, rel=1e-9)
+        np.testing.assert_array_equal(np.sort(res.indices), np.sort(alone.indices))
+    # warm start by hand, as the λ explorer does it
+    first = path[3]
+    again = solve_balanced(
+        u, probs, omega, b, float(lams[4]), warm_start=first.dual * lams[4] / lams[3]
+    )
+    assert _rel(again.lp_objective, path[4].lp_objective) <= 1e-9
+
+
+# ----------------------------------------------------------------------------------------------
+# validation
+# ----------------------------------------------------------------------------------------------
+
+
+def _bad_inputs():
+    u, probs, omega, _ = _instance(12, 3, seed=0)
+    not_norm = probs.copy()
+    not_norm[0] *= 1.1
+    negative = probs.copy()
+    negative[0, :2] = [-0.1, negative[0, 0] + negative[0, 1] + 0.1]
+    nan_u = u.copy()
+    nan_u[3] = np.nan
+    inf_p = probs.copy()
+    inf_p[1, 1] = np.inf
+    return [
+        ({"budget": 0}, r"budget=0 must be an integer in \[1, N=12\]"),
+        ({"budget": 50}, r"budget=50 must be an integer in \[1, N=12\]"),
+        ({"budget": 2.5}, "budget"),
+        ({"budget": True}, "budget"),
+        ({"lam": -1.0}, "lam"),
+        ({"lam": np.nan}, "lam"),
+        ({"lam": np.inf}, "lam"),
+        ({"lam": "big"}, "lam"),
+        ({"u": nan_u}, "u"),
+        ({"u": u[:-1]}, "u"),
+        ({"probs": inf_p}, "probs"),
+        ({"probs": probs[:, 0]}, "probs"),
+        ({"probs": not_norm}, "probs"),
+        ({"probs": negative}, "probs"),
+        ({"omega": np.array([1.0, np.nan, 2.0])}, "omega"),
+        ({"omega": omega[:2]}, "omega"),
+        ({"method": "gurobi"}, "method"),
+        ({"time_limit": 0.0}, "time_limit"),
+        ({"warm_start": np.zeros(5)}, "warm_start"),
+        ({"warm_start": np.full(3, np.nan)}, "warm_start"),
+    ], (u, probs, omega)
+
+
+_BAD, _BASE = _bad_inputs()
+
+
+@pytest.mark.parametrize(("override", "match"), _BAD)
+def test_invalid_arguments_raise_value_error(override, match):
+    u, probs, omega = _BASE
+    kwargs = {"u": u, "probs": probs, "omega": omega, "budget": 4, "lam": 1.0}
+    kwargs.update(override)
+    with pytest.raises(ValueError, match=match):
+        solve_balanced(**kwargs)
+
+
+def test_solve_path_validates():
+    u, probs, omega = _BASE
+    with pytest.raises(ValueError, match="lam"):
+        solve_path(u, probs, omega, 4, [0.1, -1.0])
+    with pytest.raises(ValueError, match="method"):
+        solve_path(u, probs, omega, 4, [0.1], method="nope")
+    with pytest.raises(ValueError, match="budget"):
+        solve_path(u, probs, omega, 13, [0.1])
+
+
+# ----------------------------------------------------------------------------------------------
+# failures and time-outs are never silent
+# ----------------------------------------------------------------------------------------------
+
+
+def test_milp_time_limit_is_reported():
+    u, probs, omega, b = _instance(400, 20, seed=12, budget=40, alpha=0.5)
+    with pytest.warns(RuntimeWarning):
+        res = solve_balanced(u, probs, omega, b, 1.0, method="milp", time_limit=0.02)
+    assert not res.optimal
+    assert res.status.startswith("time_limit")
+    assert res.fallback == ("fell back" in res.status)
+    _check_result(res, u, probs, omega, 1.0)
+
+
+class _FakeMilpResult:
+    x = None
+    status = 1
+    message = "Time limit reached. (HiGHS Status 13: model_status is Time limit reached)"
+    mip_dual_bound = None
+    mip_gap = None
+
+
+def test_milp_without_incumbent_falls_back(monkeypatch):
+    u, probs, omega, b = _instance(60, 4, seed=6, budget=6)
+    monkeypatch.setattr(balance, "milp", lambda *a, **k: _FakeMilpResult())
+    with pytest.warns(RuntimeWarning, match="fell back"):
+        res = solve_balanced(u, probs, omega, b, 1.0, method="milp", time_limit=1.0)
+    assert res.fallback and not res.optimal
+    assert res.status == "time_limit; fell back to lp rounding"
+    assert res.method == "milp"
+    ref = solve_balanced(u, probs, omega, b, 1.0)
+    np.testing.assert_array_equal(res.indices, ref.indices)
+
+
+def test_highs_failure_falls_back(monkeypatch):
+    u, probs, omega, b = _instance(80, 4, seed=8, budget=8)
+    real = balance.linprog
+
+    def failing_for_full_lp(c, *args, **kwargs):
+        if len(c) == 80 + 2 * 4:  # only the "highs" method's full LP fails
+            res = real(c, *args, **kwargs)
+            res.status, res.message = 4, "numerical difficulties (injected)"
+            return res
+        return real(c, *args, **kwargs)
+
+    monkeypatch.setattr(balance, "linprog", failing_for_full_lp)
+    with pytest.warns(RuntimeWarning, match="fell back to lp rounding"):
+        res = solve_balanced(u, probs, omega, b, 1.0, method="highs")
+    assert res.fallback and not res.optimal
+    assert res.status.startswith("failed: numerical difficulties (injected)")
+    assert res.status.endswith("fell back to lp rounding")
+    _check_result(res, u, probs, omega, 1.0)
+
+
+def test_cvxpy_failure_falls_back(monkeypatch):
+    import cvxpy as cp
+
+    u, probs, omega, b = _instance(50, 3, seed=2, budget=5)
+
+    def boom(self, *args, **kwargs):
+        raise cp.error.SolverError("solver exploded (injected)")
+
+    monkeypatch.setattr(cp.Problem, "solve", boom)
+    with pytest.warns(RuntimeWarning, match="fell back"):
+        res = solve_balanced(u, probs, omega, b, 1.0, method="cvxpy")
+    assert res.fallback and not res.optimal
+    assert "solver exploded (injected)" in res.status
+    _check_result(res, u, probs, omega, 1.0)
+
+
+def test_lp_solver_failure_is_not_silent(monkeypatch):
+    u, probs, omega, b = _instance(500, 5, seed=4, budget=50)
+
+    def always_fails(c, *args, **kwargs):
+        class R:
+            status = 4
+            message = "injected failure"
+            nit = 0
+
+        return R()
+
+    monkeypatch.setattr(balance, "linprog", always_fails)
+    with pytest.warns(RuntimeWarning, match="injected failure"):
+        res = solve_balanced(u, probs, omega, b, 1.0)
+    assert res.fallback and not res.optimal
+    assert res.status == "failed: injected failure; fell back to dual rounding"
+    assert res.indices.size == b and np.unique(res.indices).size == b
+    assert res.objective >= res.bound
+
+
+def test_lp_time_limit_is_not_silent():
+    u, probs, omega, b = _instance(3000, 20, seed=4, budget=150)
+    with pytest.warns(RuntimeWarning, match="time_limit"):
+        res = solve_balanced(u, probs, omega, b, 1.0, time_limit=1e-9)
+    assert not res.optimal
+    assert res.status.startswith("time_limit")
+    assert res.indices.size == b and np.unique(res.indices).size == b
+
+
+def test_optimal_solves_do_not_warn():
+    u, probs, omega, b = _instance(300, 6, seed=1, budget=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for method in ("lp", "highs", "milp"):
+            assert solve_balanced(u, probs, omega, b, 1.0, method=method).optimal
+
+
+def test_objective_rejects_bad_indices():
+    u, probs, omega, _ = _instance(20, 3, seed=0)
+    with pytest.raises(ValueError, match="distinct"):
+        objective(u, probs, omega, 1.0, [1, 1, 2])
+    with pytest.raises(ValueError, match="indices"):
+        objective(u, probs, omega, 1.0, [0, 25])
+
+
+def test_solve_path_other_methods_match_lp():
+    u, probs, omega, b = _instance(150, 4, seed=13, budget=15)
+    lams = [0.0, 0.5, 5.0]
+    for a, h in zip(
+        solve_path(u, probs, omega, b, lams),
+        solve_path(u, probs, omega, b, lams, method="highs"),
+        strict=True,
+    ):
+        assert h.method == "highs" and h.optimal
+        assert _rel(a.lp_objective, h.lp_objective) <= 1e-9
+
+
+# ----------------------------------------------------------------------------------------------
+# the record
+# ----------------------------------------------------------------------------------------------
+
+
+def test_to_record_is_json_safe_and_small():
+    u, probs, omega, b = _instance(2000, 8, seed=3, budget=100)
+    res = solve_balanced(u, probs, omega, b, 1.0)
+    rec = res.to_record()
+    text = json.dumps(rec)
+    assert json.loads(text)["status"] == "optimal"
+    assert rec["optimal"] is True and rec["fallback"] is False
+    assert len(rec["dual"]) == 8 and len(rec["expected_counts"]) == 8
+    assert rec["gap"] == pytest.approx(res.objective - res.bound)
+    assert rec["n_fractional"] <= 9
+    assert len(text) < 5000  # no N-sized arrays
