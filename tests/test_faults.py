@@ -13,6 +13,7 @@ import pytest
 from cbal.config import preset
 from cbal.loop import execute
 from cbal.store import Store
+from tests import faultworker
 
 CYCLES = 3
 TINY = dict(initial_labeled=40, budget=20, cycles=CYCLES, epochs=4, lr_milestones=(3,))
@@ -21,17 +22,17 @@ POINTS = ["train", "infer", "select", "record", "write-npz", "write-line"]
 LAST = ["train", "record", "write-npz", "write-line"]
 
 
-def _config(strategy="entropy-cb"):
-    return preset("digits", strategy=strategy, device="cpu", seed=2, **TINY)
+def _config(strategy="entropy-cb", **overrides):
+    return preset("digits", strategy=strategy, device="cpu", seed=2, **{**TINY, **overrides})
 
 
 def _worker(store, run_id, env):
-    return subprocess.Popen(
-        [sys.executable, "-m", "cbal", "--cache-dir", str(store.root), "resume", run_id],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
+    """Resume ``run_id`` in a child forked from a warm forkserver; ``env`` holds fault settings."""
+    proc = faultworker.context().Process(
+        target=faultworker.resume, args=(str(store.root), run_id, env)
     )
+    proc.start()
+    return proc
 
 
 def _comparable(store, run_id):
@@ -60,14 +61,14 @@ def test_sigkill_in_every_phase_loses_nothing_and_resumes_identically(tmp_path):
     plan = [(p, k) for k in range(CYCLES) for p in POINTS] + [(p, CYCLES) for p in LAST]
     for point, cycle in plan:
         mark.unlink(missing_ok=True)
-        env = {**os.environ, "CBAL_FAULT_PAUSE": f"{point}@{cycle}", "CBAL_FAULT_MARK": str(mark)}
+        env = {"CBAL_FAULT_PAUSE": f"{point}@{cycle}", "CBAL_FAULT_MARK": str(mark)}
         proc = _worker(store, run_id, env)
         deadline = time.time() + 120
-        while not mark.exists() and proc.poll() is None and time.time() < deadline:
+        while not mark.exists() and proc.is_alive() and time.time() < deadline:
             time.sleep(0.02)
         assert mark.exists(), f"the run never reached {point}@{cycle}"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join()
         kills += 1
         # the store stays readable and no finished cycle is lost
         info = store.run_info(run_id)
@@ -82,8 +83,9 @@ def test_sigkill_in_every_phase_loses_nothing_and_resumes_identically(tmp_path):
             assert (store.run_dir(run_id) / f"cycle_{cycle}.npz").exists()
         # the next resume (the next loop iteration) passes this point
     assert kills >= 20
-    proc = _worker(store, run_id, dict(os.environ))
-    assert proc.wait(timeout=240) == 0
+    proc = _worker(store, run_id, {})
+    proc.join(timeout=240)
+    assert proc.exitcode == 0
     assert store.read_status(run_id)["state"] == "done"
     assert not list(store.run_dir(run_id).glob(".*.tmp"))
     assert _comparable(store, run_id) == _comparable(ref, ref_id)
@@ -111,19 +113,26 @@ def test_two_resumes_at_once_only_one_wins(tmp_path):
     )
     assert second.returncode == 2
     assert f"in use by process {first.pid}" in second.stderr
-    assert first.wait(timeout=240) == 0
+    first.join(timeout=240)
+    assert first.exitcode == 0
     assert len(store.read_cycles(run_id)) == CYCLES + 1
 
 
 @pytest.mark.slow
 def test_four_concurrent_runs_do_not_interfere(tmp_path):
     stores = [Store(tmp_path / f"s{i}") for i in range(2)]
-    runs = [(s, s.create_run(_config(strat))) for s in stores for strat in ("entropy", "random")]
-    procs = [_worker(s, r, dict(os.environ)) for s, r in runs]
-    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0, 0]
+    runs = [
+        (s, s.create_run(_config(strat, cycles=2, epochs=2, lr_milestones=(1,))))
+        for s in stores
+        for strat in ("entropy", "random")
+    ]
+    procs = [_worker(s, r, {}) for s, r in runs]
+    for p in procs:
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     for s, r in runs:
         assert s.read_status(r)["state"] == "done"
-        assert len(s.read_cycles(r)) == CYCLES + 1
+        assert len(s.read_cycles(r)) == 3
     # the same config in two stores gives the same result: nothing shared between them
     a, b = (_comparable(s, r) for s, r in runs[::2])
     assert a == b
