@@ -29,8 +29,10 @@ Event = dict[str, Any]
 ProgressFn = Callable[[Event], None]
 
 
-class Cancelled(Exception):
-    """Raised inside a run when it is asked to stop (SIGTERM from the runner, Ctrl-C)."""
+class Cancelled(BaseException):
+    """Raised inside a run when it is asked to stop (SIGTERM from the runner).
+
+    A BaseException, so no library's ``except Exception`` can swallow the request."""
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,10 @@ class Prepared:
         return self.dataset.num_classes
 
 
-def prepare(cfg: RunConfig) -> Prepared:
-    """Load the data and build the pool; DataError / ConfigError when the run cannot work."""
-    ds = data.load_dataset(
+def prepare(cfg: RunConfig, dataset: data.Dataset | None = None) -> Prepared:
+    """Load the data (or reuse ``dataset``, already loaded for ``cfg``) and build the pool;
+    DataError / ConfigError when the run cannot work."""
+    ds = dataset or data.load_dataset(
         cfg.dataset, cfg.data_dir, image_size=cfg.image_size, test_per_class=cfg.test_per_class
     )
     n_train = len(ds.y_train)

@@ -3,14 +3,17 @@
 Each run is a ``python -m cbal worker RUN_ID`` process in its own session, so it outlives the
 page (or shell) that started it; everything about it is read back from the store. A worker waits
 for one of ``max_concurrent`` slots (flock'ed files under ``<root>/slots``) before it trains, so
-extra runs queue instead of fighting over the cores. No torch here: the dashboard imports this.
+extra runs queue instead of fighting over the cores. No torch here: the dashboard imports this,
+and asks :func:`device_info` (a cached probe in a child process) whether a GPU is available.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -20,9 +23,25 @@ from pathlib import Path
 from typing import Any
 
 from cbal.config import RunConfig
-from cbal.store import Store, StoreError, pid_alive
+from cbal.store import RunInfo, Store, StoreError, atomic_write_json, pid_alive
+from cbal.strategies import STRATEGIES
 
 ENV_MAX = "CBAL_MAX_CONCURRENT"
+ACTIVE = ("queued", "running")
+DEVICE_FILE = "device.json"
+# Run by the device probe in a child process, so that the caller never imports torch.
+_PROBE = """
+import json, sys
+info = {"python": sys.executable, "cuda": False, "name": None, "torch": None}
+try:
+    import torch
+    info["torch"] = torch.__version__
+    if torch.cuda.is_available():
+        info.update(cuda=True, name=torch.cuda.get_device_name(0))
+except Exception as exc:
+    info["error"] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(info))
+"""
 
 
 def max_concurrent() -> int:
@@ -64,7 +83,10 @@ def spawn(store: Store, run_id: str) -> int:
     run_dir = store.run_dir(run_id)
     log = open(run_dir / "worker.log", "ab")  # noqa: SIM115 (handed to the child)
     cmd = [sys.executable, "-m", "cbal", "--cache-dir", str(store.root), "worker", run_id]
-    env = {**os.environ, "PYTHONPATH": _package_root() + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": _package_root() + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
     with log:
         proc = subprocess.Popen(
             cmd,
@@ -99,11 +121,9 @@ def start_group(
     """One run per strategy × seed sharing ``base``'s data settings, tagged with a group id."""
     lams = lams or {}
     configs = [
-        base.replace(strategy=s, seed=seed, lam=lams.get(s))
-        for s in strategies
-        for seed in seeds
+        base.replace(strategy=s, seed=seed, lam=lams.get(s)) for s in strategies for seed in seeds
     ]
-    group = time.strftime("g%Y%m%d-%H%M%S")
+    group = time.strftime("g%Y%m%d-%H%M%S-") + secrets.token_hex(2)
     return [start(store, cfg, tags={"group": group}) for cfg in configs]
 
 
@@ -116,9 +136,9 @@ def cancel(store: Store, run_id: str, timeout: float = 10.0) -> bool:
 
     Returns True when a process was stopped."""
     status = store.read_status(run_id)
-    pid = status.get("pid")
+    pid = int(status.get("pid") or 0)
     if not pid_alive(pid):
-        if status.get("state") in ("queued", "running"):
+        if status.get("state") in ACTIVE:
             store.write_status(run_id, state="cancelled", pid=None)
         return False
     with contextlib.suppress(ProcessLookupError):
@@ -129,7 +149,7 @@ def cancel(store: Store, run_id: str, timeout: float = 10.0) -> bool:
     if pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-    if store.read_status(run_id).get("state") in ("queued", "running"):
+    if store.read_status(run_id).get("state") in ACTIVE:
         store.write_status(run_id, state="cancelled", pid=None)
     return True
 
@@ -151,7 +171,78 @@ def wait(store: Store, run_ids: Iterable[str], timeout: float = 600.0) -> dict[s
     deadline = time.time() + timeout
     while time.time() < deadline:
         states = {r: store.run_info(r).state for r in pending}
-        if all(s not in ("queued", "running") or not is_alive(store, r) for r, s in states.items()):
+        if all(s not in ACTIVE or not is_alive(store, r) for r, s in states.items()):
             return {r: store.run_info(r).state for r in pending}
         time.sleep(0.2)
     raise TimeoutError(f"runs still going after {timeout}s: {pending}")
+
+
+def group_of(info: RunInfo) -> str | None:
+    """The group tag :func:`start_group` gave the run, if any."""
+    group = (info.status.get("tags") or {}).get("group")
+    return str(group) if group else None
+
+
+def groups(store: Store) -> dict[str, list[RunInfo]]:
+    """Runs by group tag, newest group first; a run started alone is a group of its own id."""
+    order = {name: k for k, name in enumerate(STRATEGIES)}
+    out: dict[str, list[RunInfo]] = {}
+    for info in store.list_runs():
+        out.setdefault(group_of(info) or info.run_id, []).append(info)
+    for infos in out.values():  # registry order (baselines beside their CB variants), then seed
+        infos.sort(key=lambda i: (order.get(i.config.strategy, len(order)), i.config.seed))
+    return dict(sorted(out.items(), key=lambda kv: _created(kv[1]), reverse=True))
+
+
+def _created(infos: list[RunInfo]) -> float:
+    return max(float(i.status.get("created") or 0.0) for i in infos)
+
+
+def duration(info: RunInfo, now: float | None = None) -> float | None:
+    """Seconds the run has spent in its worker: until it finished, stopped, or now if active."""
+    started = info.status.get("started")
+    if not started:
+        return None
+    end = info.status.get("finished") if info.state == "done" else None
+    if end is None:
+        end = (now or time.time()) if info.state in ACTIVE else info.status.get("heartbeat")
+    return max(0.0, float(end or started) - float(started))
+
+
+def device_info(store: Store, refresh: bool = False, timeout: float = 120.0) -> dict[str, Any]:
+    """Whether torch sees a CUDA GPU: ``{cuda, name, torch, python[, error]}``.
+
+    The answer comes from ``python -c "import torch ..."`` in a child process (the dashboard
+    never imports torch) and is cached in ``<root>/device.json``; the cache is reused while it
+    was made by this Python interpreter, unless ``refresh``.
+    """
+    path = store.root / DEVICE_FILE
+    if not refresh:
+        with contextlib.suppress(OSError, ValueError):
+            cached: dict[str, Any] = json.loads(path.read_text())
+            if cached.get("python") == sys.executable:
+                return cached
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _PROBE],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        info: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as exc:
+        # not cached: the next call tries again
+        return {
+            "python": sys.executable,
+            "cuda": False,
+            "name": None,
+            "torch": None,
+            "error": f"device probe failed: {exc}",
+        }
+    info["checked"] = time.time()
+    with contextlib.suppress(OSError):
+        store.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, info)
+    return info
