@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 import warnings
@@ -177,12 +178,15 @@ class Store:
         run_id = f"{stamp}-{config.strategy}-s{config.seed}-{digest}"
         final = self.run_dir(run_id)
         # build in a hidden temp folder and rename, so a crash never leaves a half-made run
+        tmp: Path | None = None
         try:
             tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=self.runs_dir))
             atomic_write_bytes(tmp / "config.json", (config.to_json() + "\n").encode())
             atomic_write_json(tmp / "status.json", _status("queued", tags=tags or {}))
             os.replace(tmp, final)
         except OSError as exc:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
             raise StoreError(f"cannot write run {run_id} in {self.runs_dir}: {exc}") from None
         _fsync_dir(self.runs_dir)
         return run_id
@@ -293,8 +297,6 @@ class Store:
         return infos
 
     def delete_run(self, run_id: str) -> None:
-        import shutil
-
         path = self._existing(run_id)
         # rename first so a half-deleted folder is never mistaken for a run
         trash = self.runs_dir / f".deleted-{run_id}-{time.time_ns()}"

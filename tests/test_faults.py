@@ -12,7 +12,7 @@ import pytest
 
 from cbal.config import preset
 from cbal.loop import execute
-from cbal.store import Store
+from cbal.store import Store, StoreError
 from tests import faultworker
 
 CYCLES = 3
@@ -174,3 +174,30 @@ def test_store_never_unpickles(tmp_path):
         np.savez(f, selected=evil)
     with pytest.raises(ValueError, match="pickle"):
         store.load_cycle_arrays(run_id, 0)
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+
+def test_disk_full_leaves_no_half_written_run(tmp_path, monkeypatch):
+    store = Store(tmp_path)
+    monkeypatch.setattr(os, "fsync", _disk_full)
+    with pytest.raises(StoreError, match="No space left"):
+        store.create_run(_config())
+    assert os.listdir(store.runs_dir) == []
+
+
+def test_disk_full_during_a_cycle_keeps_the_finished_ones(tmp_path, monkeypatch):
+    store = Store(tmp_path)
+    run_id = store.create_run(_config())
+    store.append_cycle(run_id, {"cycle": 0, "accuracy": 0.5}, {"selected": np.arange(3)})
+    before = (store.run_dir(run_id) / "cycles.jsonl").read_bytes()
+    monkeypatch.setattr(os, "fsync", _disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        store.append_cycle(run_id, {"cycle": 1, "accuracy": 0.6}, {"selected": np.arange(3)})
+    monkeypatch.undo()
+    assert (store.run_dir(run_id) / "cycles.jsonl").read_bytes() == before
+    assert not (store.run_dir(run_id) / "cycle_1.npz").exists()
+    assert not list(store.run_dir(run_id).glob(".*.tmp"))
+    np.testing.assert_array_equal(store.load_cycle_arrays(run_id, 0)["selected"], np.arange(3))
