@@ -1,4 +1,4 @@
-"""``python -m cbal``: run, resume, list and show runs.
+"""``python -m cbal``: run, resume, list and show runs; sweep a grid of runs.
 
 Bad input exits with status 2 and one line naming the flag; no traceback.
 """
@@ -67,6 +67,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="table of runs")
     show = sub.add_parser("show", help="the cycle table of one run")
     show.add_argument("run_id")
+    sweep = sub.add_parser("sweep", help="a grid of runs: joblib locally, or a Dask cluster")
+    sweep.add_argument("spec", nargs="?", help="YAML or JSON sweep spec (format: cbal.sweep)")
+    sweep.add_argument("--name", default=None, help="sweep name (part of its id)")
+    sweep.add_argument("--preset", choices=list(PRESETS), default=None)
+    sweep.add_argument("--strategies", metavar="S1,S2", help="grid of strategies")
+    sweep.add_argument("--seeds", metavar="N1,N2", help="grid of seeds")
+    sweep.add_argument("--ifs", metavar="X1,X2", help="grid of imbalance factors")
+    sweep.add_argument("--lams", metavar="S=X,...", help="λ per strategy (repeat S for several)")
+    sweep.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="F=V", help="fixed field"
+    )
+    sweep.add_argument(
+        "--n-jobs", type=int, default=1, metavar="N", help="runs at a time (-1: cores)"
+    )
+    sweep.add_argument("--threads", type=int, default=None, metavar="N", help="torch threads/run")
+    sweep.add_argument(
+        "--gpu-jobs", type=int, default=1, metavar="N", help="runs per GPU at a time"
+    )
+    sweep.add_argument(
+        "--scheduler", metavar="tcp://HOST:PORT", help="a Dask cluster (sharing the store path)"
+    )
+    sweep.add_argument("--skip-failed", action="store_true", help="do not retry failed runs")
+    sweep.add_argument("--dry-run", action="store_true", help="show the runs, create nothing")
     worker = sub.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("run_id")
     return parser
@@ -212,6 +235,98 @@ def cmd_show(store: Store, run_id: str) -> int:
     return 0
 
 
+_SWEEP_FLAGS = {
+    "strategy": "--strategies",
+    "seed": "--seeds",
+    "imbalance_factor": "--ifs",
+    "lam": "--lams",
+}
+
+
+def _sweep_flag(args: argparse.Namespace, field: str) -> str:
+    """The flag (or spec file) a sweep's ConfigError on ``field`` came from."""
+    flag = _SWEEP_FLAGS.get(field)
+    if flag and getattr(args, flag[2:]) is not None:
+        return flag
+    if field in ("name", "preset", "scheduler", "n_jobs", "gpu_jobs", "threads"):
+        return _flag(field)
+    if args.spec and not any(s.partition("=")[0].strip() == field for s in args.sets):
+        return str(args.spec)
+    return "--set"
+
+
+def _sweep_header(sweep: Any, rows: list[Any]) -> str:
+    actions = [r.action for r in rows]
+    busy = f", {actions.count('busy')} busy elsewhere" if "busy" in actions else ""
+    return (
+        f"sweep {sweep.sweep_id} ({sweep.name}): {len(rows)} runs: "
+        f"{actions.count('create') + actions.count('run')} to start, "
+        f"{actions.count('resume')} to resume, {actions.count('skip')} skipped{busy}"
+    )
+
+
+def cmd_sweep(store: Store, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from cbal import sweep as sw
+    from cbal.loop import Cancelled
+
+    bars: list[Any] = []
+
+    def on_start(rows: list[sw.RunRow]) -> None:
+        print(_sweep_header(sweep, rows), flush=True)
+        done = sum(r.state == "done" for r in rows)
+        todo = sum(r.action in ("run", "resume") for r in rows)
+        bars.append(tqdm(total=done + todo, initial=done, unit="run", desc=sweep.sweep_id))
+
+    def on_result(row: sw.RunRow) -> None:
+        acc = "-" if row.accuracy is None else f"{row.accuracy:.4f}"
+        error = f"  {row.error}" if row.error else ""
+        seconds = f"{row.seconds or 0:.0f} s"
+        bars[0].write(f"{row.state:<9} {row.key}  {row.run_id}  acc {acc}  {seconds}{error}")
+        bars[0].update(1)
+
+    try:
+        spec = sw.load_spec(args.spec) if args.spec else None
+        flags = {k: getattr(args, k) for k in ("name", "preset", "strategies", "seeds", "ifs")}
+        spec = sw.spec_from_flags(spec, lams=args.lams, sets=args.sets, **flags)
+        sweep = sw.expand(spec)
+        if args.dry_run:
+            if not args.scheduler:
+                sw.check_configs(sweep.configs)
+            rows = sw.plan(store, sweep, retry_failed=not args.skip_failed)
+            print(_sweep_header(sweep, rows))
+            _print_table(sw.table(rows))
+            return 0
+        try:
+            summary = sw.run_sweep(
+                store,
+                sweep,
+                n_jobs=args.n_jobs,
+                scheduler=args.scheduler,
+                threads=args.threads,
+                gpu_jobs=args.gpu_jobs,
+                retry_failed=not args.skip_failed,
+                on_start=on_start,
+                on_result=on_result,
+            )
+        finally:
+            for bar in bars:
+                bar.close()
+    except ConfigError as exc:
+        raise UsageError(f"{_sweep_flag(args, exc.field)}: {exc}") from None
+    except Cancelled:
+        print("sweep cancelled; finished cycles are kept (run the same sweep again to resume)")
+        return 130
+    _print_table(sw.table(summary.rows))
+    for r in summary.rows:
+        if r.state != "done" and r.error:
+            print(f"{r.key}: {r.error}")
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(summary.counts().items()))
+    print(f"sweep {sweep.sweep_id}: {counts} ({summary.created} created, {summary.executed} ran)")
+    return 0 if summary.ok else 1
+
+
 def _print_table(rows: list[list[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
@@ -232,6 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _worker(store, args.run_id)
         if args.command == "list":
             return cmd_list(store)
+        if args.command == "sweep":
+            return cmd_sweep(store, args)
         return cmd_show(store, args.run_id)
     except UsageError as exc:
         return _fail(str(exc))
