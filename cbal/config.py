@@ -32,6 +32,9 @@ class ConfigError(ValueError):
         self.allowed = allowed
         super().__init__(f"{field}={value!r} is not allowed: expected {allowed}")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # survives pickling to/from joblib and Dask workers
+        return (type(self), (self.field, self.value, self.allowed))
+
 
 @dataclass(frozen=True)
 class RunConfig:

@@ -11,6 +11,7 @@ the dashboard without loading torch.
 from __future__ import annotations
 
 import os
+import socket
 import time
 import traceback
 from collections.abc import Callable
@@ -133,7 +134,12 @@ def execute(store: Store, run_id: str, progress: ProgressFn | None = None) -> li
     with store.lock(run_id):
         store.remove_temp_files(run_id)
         store.write_status(
-            run_id, state="running", pid=os.getpid(), error=None, started=time.time()
+            run_id,
+            state="running",
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            error=None,
+            started=time.time(),
         )
         try:
             _run_cycles(store, run_id, cfg, StatusReporter(store, run_id, cfg.cycles, progress))

@@ -7,7 +7,6 @@ dropout layer before the classifier is what MC dropout (BALD) samples.
 from __future__ import annotations
 
 import torch
-import torchvision
 from torch import nn
 
 
@@ -28,6 +27,8 @@ class Classifier(nn.Module):
 
 def resnet18(num_classes: int, in_channels: int = 3, dropout: float = 0.3) -> Classifier:
     """ResNet-18 with the CIFAR stem: a 3x3 stride-1 first conv and no max-pool."""
+    import torchvision  # seconds to import: only runs that use ResNet pay for it
+
     net = torchvision.models.resnet18(weights=None)
     net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     net.maxpool = nn.Identity()

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 import warnings
@@ -30,6 +31,8 @@ from cbal.config import ConfigError, RunConfig
 ENV_VAR = "CBAL_CACHE"
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 STATES = ("queued", "running", "done", "failed", "cancelled")
+# a run on another host whose heartbeat is older than this is taken for dead
+REMOTE_STALE_S = 1800.0
 
 
 FAULT_ENV = "CBAL_FAULT_PAUSE"
@@ -137,7 +140,13 @@ class RunInfo:
         """The stored state, except that a run whose process died reads 'failed' (resumable)."""
         state = str(self.status.get("state", "queued"))
         pid = self.status.get("pid")
-        if state in ("queued", "running") and pid and not pid_alive(pid):
+        if state not in ("queued", "running") or not pid:
+            return state
+        host = self.status.get("host")
+        if host and host != socket.gethostname():  # e.g. a Dask worker: judge by heartbeat
+            age = time.time() - float(self.status.get("heartbeat") or 0)
+            return "failed" if age > REMOTE_STALE_S else state
+        if not pid_alive(pid):
             return "failed"
         return state
 

@@ -398,28 +398,21 @@ def check_configs(configs: Sequence[RunConfig], device: bool = True) -> None:
         resolve_device("cuda")
 
 
-def _check_remote(config_dicts: list[dict[str, Any]]) -> tuple[Any, ...] | None:
-    """:func:`check_configs` on a Dask worker (it sees the data the runs will read); the error
-    comes back as plain strings, since ConfigError does not pickle."""
+def _check_remote(config_dicts: list[dict[str, Any]]) -> Exception | None:
+    """:func:`check_configs` on a Dask worker (it sees the data the runs will read); the error is
+    returned rather than raised, so it is not mistaken for a cluster failure."""
     from cbal.data import DataError
 
     try:
         check_configs([RunConfig.from_dict(d) for d in config_dicts], device=False)
-    except ConfigError as exc:
-        return ("config", exc.field, exc.value, exc.allowed)
-    except DataError as exc:
-        return ("data", str(exc))
+    except (ConfigError, DataError) as exc:
+        return exc
     return None
 
 
-def _raise_remote(error: tuple[Any, ...] | None) -> None:
-    from cbal.data import DataError
-
-    if error is None:
-        return
-    if error[0] == "config":
-        raise ConfigError(error[1], error[2], error[3])
-    raise DataError(str(error[1]))
+def _raise_remote(error: Exception | None) -> None:
+    if error is not None:
+        raise error
 
 
 # -- the sweep's runs in the store --------------------------------------------------------------

@@ -108,3 +108,15 @@ def test_delete_and_unwritable_root(store, tmp_path):
 def test_atomic_write_leaves_no_temp(tmp_path):
     atomic_write_json(tmp_path / "a.json", {"x": 1})
     assert os.listdir(tmp_path) == ["a.json"]
+
+
+def test_runs_on_another_host_are_judged_by_heartbeat(store):
+    import time
+
+    run_id = store.create_run(make_config())
+    store.write_status(run_id, state="running", pid=999999, host="elsewhere")
+    assert store.run_info(run_id).state == "running"  # fresh heartbeat from a Dask worker
+    status = store.read_status(run_id)
+    status["heartbeat"] = time.time() - 3600
+    atomic_write_json(store.run_dir(run_id) / "status.json", status)
+    assert store.run_info(run_id).state == "failed"
