@@ -75,24 +75,37 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seeds", metavar="N1,N2", help="grid of seeds")
     sweep.add_argument("--ifs", metavar="X1,X2", help="grid of imbalance factors")
     sweep.add_argument("--lams", metavar="S=X,...", help="λ per strategy (repeat S for several)")
-    sweep.add_argument(
-        "--set", dest="sets", action="append", default=[], metavar="F=V", help="fixed field"
-    )
-    sweep.add_argument(
-        "--n-jobs", type=int, default=1, metavar="N", help="runs at a time (-1: cores)"
-    )
-    sweep.add_argument("--threads", type=int, default=None, metavar="N", help="torch threads/run")
-    sweep.add_argument(
-        "--gpu-jobs", type=int, default=1, metavar="N", help="runs per GPU at a time"
-    )
-    sweep.add_argument(
-        "--scheduler", metavar="tcp://HOST:PORT", help="a Dask cluster (sharing the store path)"
-    )
-    sweep.add_argument("--skip-failed", action="store_true", help="do not retry failed runs")
-    sweep.add_argument("--dry-run", action="store_true", help="show the runs, create nothing")
+    _add_grid_flags(sweep)
+    repro = sub.add_parser("reproduce", help="the paper's comparison grid and a claims report")
+    repro.add_argument("--preset", choices=list(PRESETS), required=True)
+    repro.add_argument("--strategies", metavar="S1,S2", help="default: the paper's nine")
+    repro.add_argument("--seeds", metavar="N1,N2", default="0,1,2")
+    repro.add_argument("--ifs", metavar="X1,X2", default="1,0.3,0.1")
+    repro.add_argument("--lams", metavar="S=X,...", help="λ per strategy (default the paper's)")
+    repro.add_argument("--out", default=None, help="report folder (default <store>/reports/ID)")
+    _add_grid_flags(repro)
     worker = sub.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("run_id")
     return parser
+
+
+def _add_grid_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by ``sweep`` and ``reproduce``: fixed fields and how the runs execute."""
+    parser.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="F=V", help="fixed field"
+    )
+    parser.add_argument(
+        "--n-jobs", type=int, default=1, metavar="N", help="runs at a time (-1: cores)"
+    )
+    parser.add_argument("--threads", type=int, default=None, metavar="N", help="torch threads/run")
+    parser.add_argument(
+        "--gpu-jobs", type=int, default=1, metavar="N", help="runs per GPU at a time"
+    )
+    parser.add_argument(
+        "--scheduler", metavar="tcp://HOST:PORT", help="a Dask cluster (sharing the store path)"
+    )
+    parser.add_argument("--skip-failed", action="store_true", help="do not retry failed runs")
+    parser.add_argument("--dry-run", action="store_true", help="show the runs, create nothing")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -250,8 +263,9 @@ def _sweep_flag(args: argparse.Namespace, field: str) -> str:
         return flag
     if field in ("name", "preset", "scheduler", "n_jobs", "gpu_jobs", "threads"):
         return _flag(field)
-    if args.spec and not any(s.partition("=")[0].strip() == field for s in args.sets):
-        return str(args.spec)
+    spec = getattr(args, "spec", None)
+    if spec and not any(s.partition("=")[0].strip() == field for s in args.sets):
+        return str(spec)
     return "--set"
 
 
@@ -266,6 +280,38 @@ def _sweep_header(sweep: Any, rows: list[Any]) -> str:
 
 
 def cmd_sweep(store: Store, args: argparse.Namespace) -> int:
+    from cbal import sweep as sw
+
+    base = sw.load_spec(args.spec) if args.spec else None
+    code, _ = _run_grid(store, args, base, args.name, args.preset)
+    return code
+
+
+def cmd_reproduce(store: Store, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cbal import reproduce
+    from cbal.sweep import sweep_runs
+
+    spec = reproduce.reproduce_spec(args.preset)
+    code, sweep = _run_grid(store, args, spec, spec.name, None)
+    if sweep is None or args.dry_run:
+        return code
+    runs = sweep_runs(store, sweep.sweep_id)
+    out = Path(args.out) if args.out else store.root / "reports" / sweep.sweep_id
+    path = reproduce.write_report(runs, out, f"cbal reproduce --preset {args.preset}")
+    _print_table(
+        [["verdict", "claim", "scope"]]
+        + [[c.verdict, c.claim, c.scope] for c in reproduce.check_claims(runs)]
+    )
+    print(f"report: {path}")
+    return code
+
+
+def _run_grid(
+    store: Store, args: argparse.Namespace, base: Any, name: str | None, preset: str | None
+) -> tuple[int, Any]:
+    """Expand ``base`` with the grid flags and run it as a sweep; (exit code, the sweep)."""
     from tqdm import tqdm
 
     from cbal import sweep as sw
@@ -287,9 +333,10 @@ def cmd_sweep(store: Store, args: argparse.Namespace) -> int:
         bars[0].update(1)
 
     try:
-        spec = sw.load_spec(args.spec) if args.spec else None
-        flags = {k: getattr(args, k) for k in ("name", "preset", "strategies", "seeds", "ifs")}
-        spec = sw.spec_from_flags(spec, lams=args.lams, sets=args.sets, **flags)
+        flags = {k: getattr(args, k) for k in ("strategies", "seeds", "ifs")}
+        spec = sw.spec_from_flags(
+            base, name=name, preset=preset, lams=args.lams, sets=args.sets, **flags
+        )
         sweep = sw.expand(spec)
         if args.dry_run:
             if not args.scheduler:
@@ -297,7 +344,7 @@ def cmd_sweep(store: Store, args: argparse.Namespace) -> int:
             rows = sw.plan(store, sweep, retry_failed=not args.skip_failed)
             print(_sweep_header(sweep, rows))
             _print_table(sw.table(rows))
-            return 0
+            return 0, sweep
         try:
             summary = sw.run_sweep(
                 store,
@@ -317,14 +364,14 @@ def cmd_sweep(store: Store, args: argparse.Namespace) -> int:
         raise UsageError(f"{_sweep_flag(args, exc.field)}: {exc}") from None
     except Cancelled:
         print("sweep cancelled; finished cycles are kept (run the same sweep again to resume)")
-        return 130
+        return 130, None
     _print_table(sw.table(summary.rows))
     for r in summary.rows:
         if r.state != "done" and r.error:
             print(f"{r.key}: {r.error}")
     counts = ", ".join(f"{n} {state}" for state, n in sorted(summary.counts().items()))
     print(f"sweep {sweep.sweep_id}: {counts} ({summary.created} created, {summary.executed} ran)")
-    return 0 if summary.ok else 1
+    return (0 if summary.ok else 1), sweep
 
 
 def _print_table(rows: list[list[str]]) -> None:
@@ -349,6 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_list(store)
         if args.command == "sweep":
             return cmd_sweep(store, args)
+        if args.command == "reproduce":
+            return cmd_reproduce(store, args)
         return cmd_show(store, args.run_id)
     except UsageError as exc:
         return _fail(str(exc))

@@ -1,8 +1,11 @@
 """The paper's claims checked on hand-made records, and the reproduce grid end to end (slow)."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 
 from cbal.config import preset
 from cbal.reproduce import (
@@ -88,3 +91,41 @@ def test_the_grid_is_the_papers():
     assert {c.strategy for c in sweep.configs} == set(GRID_STRATEGIES)
     assert {c.imbalance_factor for c in sweep.configs} == set(PAPER_IFS)
     assert {c.seed for c in sweep.configs} == {0, 1, 2}
+
+
+@pytest.mark.slow
+def test_reproduce_cli_fast_subset(tmp_path):
+    tiny = ["initial_labeled=40", "budget=20", "cycles=2", "epochs=5", "lr_milestones=4"]
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cbal",
+            "--cache-dir",
+            str(tmp_path),
+            "reproduce",
+            "--preset",
+            "digits",
+            "--strategies",
+            "entropy,entropy-cb",
+            "--seeds",
+            "0,1",
+            "--ifs",
+            "0.1",
+            "--n-jobs",
+            "2",
+            "--out",
+            str(tmp_path / "report"),
+            *[a for s in [*tiny, "device=cpu"] for a in ("--set", s)],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads((tmp_path / "report" / "claims.json").read_text())
+    verdicts = {(c["claim"][:10], c["scope"]): c["verdict"] for c in data["claims"]}
+    assert verdicts[("CB variant", "bald-cb vs bald, IF=0.1")] == "not enough runs"
+    assert verdicts[("Entropy-CB", "entropy-cb vs entropy, IF=0.1")] in ("agrees", "disagrees")
+    assert [row["seeds"] for row in data["table"]] == [2, 2]
+    assert "report.md" in out.stdout
