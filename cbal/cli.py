@@ -84,6 +84,20 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--lams", metavar="S=X,...", help="λ per strategy (default the paper's)")
     repro.add_argument("--out", default=None, help="report folder (default <store>/reports/ID)")
     _add_grid_flags(repro)
+    exp = sub.add_parser("export", help="the paper's figures (PDF/SVG/PNG/CSV), an HTML report")
+    chosen = exp.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--runs", metavar="ID1,ID2", help="the runs to export")
+    chosen.add_argument("--all", action="store_true", help="every run in the store")
+    exp.add_argument(
+        "--figures",
+        metavar="a,b,c,d",
+        help="a: accuracy per IF, b: selected classes per cycle, c: L1 per cycle, "
+        "d: λ trade-off (default: all)",
+    )
+    exp.add_argument("--format", dest="formats", metavar="F1,F2", default="pdf,svg,png,csv")
+    exp.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    exp.add_argument("--lambda-run", metavar="RUN_ID", help="figure d's run (default: a CB run)")
+    exp.add_argument("--lambda-cycle", type=int, metavar="K", help="figure d's cycle")
     worker = sub.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("run_id")
     return parser
@@ -282,7 +296,10 @@ def _sweep_header(sweep: Any, rows: list[Any]) -> str:
 def cmd_sweep(store: Store, args: argparse.Namespace) -> int:
     from cbal import sweep as sw
 
-    base = sw.load_spec(args.spec) if args.spec else None
+    try:
+        base = sw.load_spec(args.spec) if args.spec else None
+    except ConfigError as exc:
+        raise UsageError(f"{args.spec}: {exc}") from None
     code, _ = _run_grid(store, args, base, args.name, args.preset)
     return code
 
@@ -374,6 +391,42 @@ def _run_grid(
     return (0 if summary.ok else 1), sweep
 
 
+def _items(text: str, allowed: Sequence[str], flag: str) -> list[str]:
+    items = [t.strip().lower() for t in text.split(",") if t.strip()]
+    bad = [t for t in items if t not in allowed] or ([] if items else [repr(text)])
+    if bad:
+        raise UsageError(f"{flag}: {', '.join(bad)} not among {', '.join(allowed)}")
+    return items
+
+
+def cmd_export(store: Store, args: argparse.Namespace) -> int:
+    from cbal import export
+
+    figures = _items(args.figures or ",".join(export.FIGURES), list(export.FIGURES), "--figures")
+    formats = _items(args.formats, export.FORMATS, "--format")
+    if args.all:
+        run_ids = [i.run_id for i in store.list_runs()]
+    else:
+        run_ids = [r.strip() for r in args.runs.split(",") if r.strip()]
+    if not run_ids:
+        raise UsageError(f"--all: no runs in {store.runs_dir}" if args.all else "--runs: no run id")
+    if args.lambda_run is not None:
+        store.load_config(args.lambda_run)  # unknown: a StoreError, one line
+    try:
+        result = export.export_runs(
+            store, run_ids, args.out, figures, formats, args.lambda_run, args.lambda_cycle
+        )
+    except export.ExportError as exc:
+        raise UsageError(f"--out: {exc}") from None
+    print(f"wrote {len(result.written)} files to {result.out}; report: {export.REPORT}")
+    for note in result.notes:
+        print(f"note: {note}")
+    for error in result.errors:
+        print(f"cbal: error: {error}", file=sys.stderr)
+    missing = args.figures is not None and bool(result.notes)  # a figure asked for by name
+    return 1 if result.errors or missing else 0
+
+
 def _print_table(rows: list[list[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
@@ -398,6 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_sweep(store, args)
         if args.command == "reproduce":
             return cmd_reproduce(store, args)
+        if args.command == "export":
+            return cmd_export(store, args)
         return cmd_show(store, args.run_id)
     except UsageError as exc:
         return _fail(str(exc))

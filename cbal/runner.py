@@ -10,7 +10,6 @@ and asks :func:`device_info` (a cached probe in a child process) whether a GPU i
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import secrets
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cbal.config import RunConfig
-from cbal.store import RunInfo, Store, StoreError, atomic_write_json, pid_alive
+from cbal.store import RunInfo, Store, StoreError, atomic_write_json, hold_first_free, pid_alive
 from cbal.strategies import STRATEGIES
 
 ENV_MAX = "CBAL_MAX_CONCURRENT"
@@ -58,22 +57,9 @@ def max_concurrent() -> int:
 @contextlib.contextmanager
 def slot(store: Store, poll: float = 0.5) -> Iterator[int]:
     """Block until one of the concurrency slots is free and hold it (released on exit or death)."""
-    slots = store.root / "slots"
-    slots.mkdir(parents=True, exist_ok=True)
-    while True:
-        for i in range(max_concurrent()):
-            fd = os.open(slots / f"{i}.lock", os.O_CREAT | os.O_RDWR, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            try:
-                yield i
-            finally:
-                os.close(fd)
-            return
-        time.sleep(poll)
+    paths = [store.root / "slots" / f"{i}.lock" for i in range(max_concurrent())]
+    with hold_first_free(paths, poll) as i:
+        yield i
 
 
 def spawn(store: Store, run_id: str) -> int:

@@ -126,6 +126,29 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def hold_first_free(paths: list[Path], poll: float = 0.5) -> Iterator[int]:
+    """Block until one of the lock files ``paths`` can be flock'ed, hold it, yield its index.
+
+    The kernel releases an flock when its holder dies, so a killed holder never blocks others."""
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        for i, path in enumerate(paths):
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            try:
+                yield i
+            finally:
+                os.close(fd)
+            return
+        time.sleep(poll)
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """What the run list shows about one run."""

@@ -71,7 +71,7 @@ from typing import Any
 
 from cbal import config as config_mod
 from cbal.config import DATASETS, PRESETS, ConfigError, RunConfig
-from cbal.store import RunInfo, Store, StoreError
+from cbal.store import RunInfo, Store, StoreError, hold_first_free
 
 SPEC_KEYS = ("name", "preset", "base", "grid")
 # grid axes in run order; other grid fields go between these and "seed", which varies fastest
@@ -618,23 +618,11 @@ def _gpu_slot(store: Store, per_device: int) -> Iterator[int]:
 
     devices = max(1, torch.cuda.device_count())
     folder = store.root / "sweeps" / "gpu-slots"
-    folder.mkdir(parents=True, exist_ok=True)
     host = socket.gethostname()
-    while True:
-        for j in range(max(1, per_device)):
-            for d in range(devices):
-                fd = os.open(folder / f"{host}-cuda{d}-{j}.lock", os.O_CREAT | os.O_RDWR, 0o644)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    os.close(fd)
-                    continue
-                try:
-                    yield d
-                finally:
-                    os.close(fd)
-                return
-        time.sleep(_GPU_POLL_S)
+    slots = [(d, j) for j in range(max(1, per_device)) for d in range(devices)]
+    paths = [folder / f"{host}-cuda{d}-{j}.lock" for d, j in slots]
+    with hold_first_free(paths, _GPU_POLL_S) as i:
+        yield slots[i][0]
 
 
 # -- running a sweep ----------------------------------------------------------------------------
