@@ -120,3 +120,49 @@ def test_runs_on_another_host_are_judged_by_heartbeat(store):
     status["heartbeat"] = time.time() - 3600
     atomic_write_json(store.run_dir(run_id) / "status.json", status)
     assert store.run_info(run_id).state == "failed"
+
+
+def test_small_paths(store, tmp_path, monkeypatch):
+    from cbal.store import default_root, fault_point, hold_first_free, pid_alive
+
+    monkeypatch.setenv("CBAL_CACHE", str(tmp_path / "elsewhere"))
+    assert default_root() == tmp_path / "elsewhere"
+    run_id = store.create_run(make_config())
+    assert store.exists(run_id) and not store.exists("other")
+    with pytest.raises(ValueError, match="state="):
+        store.write_status(run_id, state="exploded")
+    with pytest.raises(StoreError, match="no arrays"):
+        store.load_cycle_arrays(run_id, 3)
+    # a line out of order is skipped, not trusted
+    (store.run_dir(run_id) / "cycles.jsonl").write_text('{"cycle": 1}\n')
+    with pytest.warns(UserWarning, match="out-of-order"):
+        assert store.read_cycles(run_id) == []
+    # leftovers of a killed writer go away
+    (store.run_dir(run_id) / ".cycle_0.npz.x.tmp").write_bytes(b"partial")
+    store.remove_temp_files(run_id)
+    assert not list(store.run_dir(run_id).glob(".*.tmp"))
+    # a config that no longer validates is a StoreError naming the run
+    (store.run_dir(run_id) / "config.json").write_text('{"budget": 0}')
+    with pytest.raises(StoreError, match=run_id):
+        store.load_config(run_id)
+    with pytest.warns(UserWarning, match="skipping run folder"):
+        assert store.list_runs() == []
+    # the kill-test hook marks where it stopped
+    monkeypatch.setenv("CBAL_FAULT_PAUSE", "train@2")
+    monkeypatch.setenv("CBAL_FAULT_MARK", str(tmp_path / "mark"))
+    monkeypatch.setenv("CBAL_FAULT_SECONDS", "0")
+    fault_point("train", 1)
+    assert not (tmp_path / "mark").exists()
+    fault_point("train", 2)
+    assert (tmp_path / "mark").read_text() == "train@2"
+    # lock slots: the second holder gets the next free one
+    paths = [tmp_path / "slots" / f"{i}" for i in range(2)]
+    with hold_first_free(paths) as a, hold_first_free(paths) as b:
+        assert (a, b) == (0, 1)
+    assert not pid_alive(None) and pid_alive(os.getpid())
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    import time
+
+    time.sleep(0.5)  # exited but not reaped: a zombie is not alive
+    assert not pid_alive(zombie.pid)
+    zombie.wait()
