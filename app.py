@@ -289,6 +289,7 @@ def launch_page() -> None:
         "2022). Runs train in background processes: closing this page does not stop them; the "
         "Runs page lists every run."
     )
+    st.page_link("pages/5_Explainer.py", label="New here? How it works", icon=":material/school:")
     ui.show_flashes()
     live = st.session_state.get("live_runs")
     if live:

@@ -13,7 +13,7 @@ Classes run from the pool's head to its tail (:func:`class_order`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from cbal.config import KNOWN_CLASSES, RunConfig, effective_lam
 from cbal.data import imbalanced_counts
 from cbal.store import RunInfo
 from cbal.strategies import STRATEGIES
+
+if TYPE_CHECKING:  # annotations only: the explorer's result types
+    from cbal.explore import CycleArrays, LambdaPath, Reselection
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision
 # deficiencies. Pairs sit in related hues where the palette allows (entropy / entropy-cb).
@@ -219,6 +222,7 @@ def _add_bands(
                     x=xs + xs[::-1],
                     y=upper + lower[::-1],
                     fill="toself",
+                    mode="lines",  # without it plotly marks the band's corners
                     fillcolor=_rgba(st["color"], 0.18),
                     line=dict(width=0),
                     name=f"{name} ± std",
@@ -561,4 +565,591 @@ def per_class_accuracy(
         categoryarray=names,
     )
     fig.update_yaxes(title_text="Test accuracy (%)", tickformat=".0%", range=[0, 1.05])
+    return fig
+
+
+# -- teaching pages: class-count bars and the 2-D playground -----------------------------------
+
+# one colour per class of the playground (Tol's "safe" palette, colour-blind safe; 10 classes)
+CLASS_COLORS = (
+    "#88CCEE",
+    "#CC6677",
+    "#DDCC77",
+    "#117733",
+    "#332288",
+    "#AA4499",
+    "#44AA99",
+    "#999933",
+    "#882255",
+    "#661100",
+)
+
+
+def _add_class_bars(
+    fig: go.Figure,
+    counts: Sequence[float] | np.ndarray,
+    color: str,
+    name: str = "count",
+    before: Sequence[float] | np.ndarray | None = None,
+    omega: Sequence[float] | np.ndarray | None = None,
+    row: int | None = None,
+    col: int | None = None,
+) -> None:
+    """Bars of per-class counts named ``name``, stacked on ``before`` (grey) when given, with
+    Ω ticks when ``omega`` is given."""
+    where = {} if row is None else {"row": row, "col": col}
+    names = [str(c) for c in range(len(counts))]
+    if before is not None:
+        fig.add_trace(
+            go.Bar(
+                x=names,
+                y=list(before),
+                name="labeled before",
+                marker_color=LABELED_BEFORE_COLOR,
+                hovertemplate="class %{x}: %{y} labeled before<extra></extra>",
+            ),
+            **where,
+        )
+    fig.add_trace(
+        go.Bar(
+            x=names,
+            y=list(counts),
+            name=name,
+            marker_color=color,
+            hovertemplate="class %{x}: %{y}<extra></extra>",
+        ),
+        **where,
+    )
+    if omega is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=names,
+                y=list(omega),
+                mode="markers",
+                name="Ω target",
+                marker=dict(symbol="line-ew", size=22, line=dict(width=3, color=OMEGA_COLOR)),
+                hovertemplate="class %{x}: Ω = %{y:.2f}<extra></extra>",
+            ),
+            **where,
+        )
+    fig.update_xaxes(title_text="Class (head → tail)", type="category", **where)
+
+
+def class_bars(
+    counts: Sequence[float] | np.ndarray,
+    title: str,
+    level: float | None = None,
+    height: int = 320,
+) -> go.Figure:
+    """Per-class counts as bars, classes in index order (head → tail for cbal's pools), with a
+    dashed line at ``level`` (e.g. the uniform share n / C) when given."""
+    fig = style(go.Figure(), title, height=height)
+    _add_class_bars(fig, counts, OTHER_COLOR)
+    if level is not None:
+        fig.add_hline(
+            y=level,
+            line=dict(dash="dash", color=OMEGA_COLOR, width=1.5),
+            annotation_text=f"n / C = {level:g}",
+            annotation_position="top right",
+        )
+    fig.update_layout(showlegend=False)
+    fig.update_yaxes(title_text="Count")
+    return fig
+
+
+def playground_figure(
+    grid: tuple[np.ndarray, np.ndarray, np.ndarray],
+    unlabeled: tuple[np.ndarray, np.ndarray],
+    labeled: tuple[np.ndarray, np.ndarray],
+    batch_xy: np.ndarray,
+    batch_counts: np.ndarray,
+    omega: np.ndarray,
+    labeled_before: np.ndarray,
+    l1: tuple[float, float],
+    strategy: str,
+    title: str,
+) -> go.Figure:
+    """One loop of the 2-D playground (:mod:`cbal.playground`) and the batch it picks next.
+
+    Top: the model's decision regions (``grid`` = xs, ys and the predicted class of each cell),
+    the ``unlabeled`` pool (points, true classes) coloured by its hidden class, the ``labeled``
+    points outlined and the batch as stars in the ``strategy``'s colour. Below: the batch's true
+    class histogram with the Ω ticks, and the labeled set once the batch is labeled (grey: the
+    ``labeled_before`` counts); ``l1`` = (batch, labeled set after it) in the panel titles.
+    """
+    c = len(batch_counts)
+    fig = make_subplots(
+        rows=2,
+        cols=2,
+        specs=[[{"colspan": 2}, None], [{}, {}]],
+        row_heights=[0.68, 0.32],
+        vertical_spacing=0.1,
+        subplot_titles=[
+            "",
+            f"Next batch: L1 = {l1[0]:.2f}",
+            f"Labeled after it: L1 = {l1[1]:.2f}",
+        ],
+    )
+    style(fig, title, height=820)
+    xs, ys, regions = grid
+    fig.add_trace(
+        go.Heatmap(
+            x=xs,
+            y=ys,
+            z=regions,
+            zmin=-0.5,
+            zmax=c - 0.5,
+            colorscale=[[pos / c, CLASS_COLORS[k]] for k in range(c) for pos in (k, k + 1)],
+            opacity=0.25,
+            showscale=False,
+            hovertemplate="predicted class %{z}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    pool_xy, pool_y = unlabeled
+    for k in range(c):
+        pts = pool_xy[pool_y == k]
+        fig.add_trace(
+            go.Scatter(
+                x=pts[:, 0],
+                y=pts[:, 1],
+                mode="markers",
+                name=f"class {k} ({len(pts)})",
+                marker=dict(size=5, color=CLASS_COLORS[k], opacity=0.6),
+                hovertemplate=f"unlabeled, class {k}<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
+    lab_xy, lab_y = labeled
+    color = strategy_color(strategy)
+    fig.add_trace(
+        go.Scatter(
+            x=lab_xy[:, 0],
+            y=lab_xy[:, 1],
+            mode="markers",
+            name="labeled",
+            marker=dict(
+                size=10,
+                color=[CLASS_COLORS[k] for k in lab_y],
+                line=dict(width=1.5, color="#000000"),
+            ),
+            text=[str(k) for k in lab_y],
+            hovertemplate="labeled, class %{text}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=batch_xy[:, 0],
+            y=batch_xy[:, 1],
+            mode="markers",
+            name="next batch",
+            marker=dict(symbol="star", size=15, color=color, line=dict(width=1, color="#000000")),
+            hovertemplate="picked next<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    _add_class_bars(fig, batch_counts, color, "next batch", omega=omega, row=2, col=1)
+    _add_class_bars(fig, batch_counts, color, "next batch", before=labeled_before, row=2, col=2)
+    seen: set[str] = set()
+    for trace in fig.data:  # one legend entry per name: the stars stand for the batch's bars
+        if trace.name in seen:
+            trace.showlegend = False
+        seen.add(trace.name)
+    fig.update_layout(
+        barmode="stack",
+        bargap=0.15,
+        margin=dict(r=20, b=150),  # the legend goes below: the page shows two of these abreast
+        legend=dict(
+            orientation="h", x=0.0, xanchor="left", y=-0.12, yanchor="top", traceorder="normal"
+        ),
+    )
+    scatter_axes = dict(
+        showgrid=False, zeroline=False, showticklabels=False, ticks="", constrain="domain"
+    )
+    scatter_axes.update(row=1, col=1)
+    fig.update_xaxes(range=[xs[0], xs[-1]], **scatter_axes)
+    fig.update_yaxes(range=[ys[0], ys[-1]], scaleanchor="x", scaleratio=1, **scatter_axes)
+    fig.update_yaxes(title_text="Count", row=2, col=1)
+    fig.update_annotations(font=dict(size=14))
+    return fig
+
+
+# -- paper figures (exports) and the λ explorer ----------------------------------------------
+# Appended with cbal.export: the paper's figure set (accuracy and L1 per imbalance factor, the
+# per-class distribution of the selections, the λ trade-off) and the λ explorer's histograms.
+
+PAPER_FONT_SIZE = 15
+PAPER_PANEL = (330, 270)  # width, height (px) of one panel of a paper figure
+_PAPER_MARGIN = dict(l=75, r=15, t=40, b=70)
+
+
+def paper_style(fig: go.Figure, legend: bool = True) -> go.Figure:
+    """Publication styling on top of :func:`style`: no title in the plot area, fonts readable at
+    column width, the legend under the panels, and a fixed size (what the static export
+    renders) of :data:`PAPER_PANEL` per panel of the figure's grid."""
+    cols = len({tuple(ax.domain or (0, 1)) for ax in fig.select_xaxes()})
+    rows = len({tuple(ax.domain or (0, 1)) for ax in fig.select_yaxes()})
+    m = _PAPER_MARGIN
+    plot_height = PAPER_PANEL[1] * rows
+    fig.update_layout(
+        title_text="",
+        font=dict(FONT, size=PAPER_FONT_SIZE),
+        width=m["l"] + m["r"] + PAPER_PANEL[0] * cols,
+        height=m["t"] + m["b"] + plot_height,
+        margin=m,
+        showlegend=legend,
+        # under the x-axis titles; plotly widens the bottom margin to fit the legend's rows
+        legend=dict(orientation="h", x=0.5, xanchor="center", y=-75 / plot_height, yanchor="top"),
+    )
+    fig.update_annotations(font_size=PAPER_FONT_SIZE - 1)
+    return fig
+
+
+def if_groups(runs: Sequence[RunInfo]) -> list[tuple[float, list[RunInfo]]]:
+    """The runs by imbalance factor, balanced first (the paper's panel order: IF 1, 0.3, 0.1)."""
+    ifs = sorted({r.config.imbalance_factor for r in runs}, reverse=True)
+    return [(v, [r for r in runs if r.config.imbalance_factor == v]) for v in ifs]
+
+
+def _tidy_by_if(
+    runs: Sequence[RunInfo], tidy: Callable[[Sequence[RunInfo]], pd.DataFrame]
+) -> pd.DataFrame:
+    """``tidy`` of each IF's runs (series named within the IF), with an imbalance_factor column."""
+    parts = [tidy(group).assign(imbalance_factor=v) for v, group in if_groups(runs)]
+    return pd.concat(parts, ignore_index=True) if parts else tidy([]).assign(imbalance_factor=[])
+
+
+def _legend_once(fig: go.Figure) -> None:
+    """One legend entry per series across all panels: its first line (bands have none, and no
+    markers at their corners)."""
+    seen: set[str] = set()
+    for trace in fig.data:
+        band = trace.fill == "toself"
+        if band:
+            trace.mode = "lines"
+        first = not band and trace.legendgroup not in seen
+        trace.showlegend = bool(first)
+        if first:
+            seen.add(trace.legendgroup)
+
+
+def _curves_by_if(
+    runs: Sequence[RunInfo],
+    df: pd.DataFrame,
+    x: str,
+    panels: dict[str, str] | None,
+    hover: str,
+    title: str,
+) -> go.Figure:
+    """Mean ± std curves per series: one column per IF, one row per panel (``panels``: the
+    values of df's 'panel' column → row label; None for a single row)."""
+    groups = if_groups(runs)
+    rows = list(panels or {"": ""})
+    titles = [
+        f"IF = {v:g}" + (f" · {panels[p]}" if panels else "") for p in rows for v, _ in groups
+    ]
+    fig = make_subplots(
+        rows=len(rows),
+        cols=len(groups),
+        shared_xaxes=True,
+        shared_yaxes=True,
+        subplot_titles=titles,
+        horizontal_spacing=0.04,
+        vertical_spacing=0.12,
+    )
+    style(fig, title, height=80 + 360 * len(rows))
+    for col, (v, group) in enumerate(groups, 1):
+        styles = _series_style(group, series_names(group))
+        part = df[df["imbalance_factor"] == v]
+        for row, p in enumerate(rows, 1):
+            sub = part[part["panel"] == p] if panels else part
+            _add_bands(fig, sub, x, styles, hover, row, col, showlegend=False)
+    _legend_once(fig)
+    return fig
+
+
+def accuracy_by_if_tidy(runs: Sequence[RunInfo]) -> pd.DataFrame:
+    """:func:`learning_curve_tidy` per imbalance factor (the paper's Figs. 7–10)."""
+    return _tidy_by_if(runs, learning_curve_tidy)
+
+
+def accuracy_by_if(runs: Sequence[RunInfo], title: str = "Test accuracy") -> go.Figure:
+    """Accuracy vs labeled-set size, one panel per imbalance factor, mean ± std over seeds."""
+    df = accuracy_by_if_tidy(runs)
+    if df.empty:
+        return _empty(title, "no finished cycle yet")
+    hover = "%{x} labels: %{y:.1%} ± %{customdata[0]:.1%} (%{customdata[1]} seeds)"
+    fig = _curves_by_if(runs, df, "labeled", None, hover, title)
+    fig.update_xaxes(title_text="Labeled images (count)", row=1)
+    fig.update_yaxes(tickformat=".0%")
+    fig.update_yaxes(title_text="Test accuracy (%)", col=1)
+    return fig
+
+
+def l1_by_if_tidy(runs: Sequence[RunInfo]) -> pd.DataFrame:
+    """:func:`l1_tidy` per imbalance factor."""
+    return _tidy_by_if(runs, l1_tidy)
+
+
+def l1_by_if(runs: Sequence[RunInfo], title: str = "Class imbalance (L1) per cycle") -> go.Figure:
+    """L1 score vs cycle, one column per imbalance factor; the selected batch (top row) and the
+    labeled set after it (bottom row); mean ± std over seeds."""
+    df = l1_by_if_tidy(runs)
+    if df.empty:
+        return _empty(title, "no selection yet")
+    hover = "cycle %{x}: L1 %{y:.3f} ± %{customdata[0]:.3f} (%{customdata[1]} seeds)"
+    fig = _curves_by_if(runs, df, "cycle", L1_PANELS, hover, title)
+    fig.update_xaxes(dtick=1)
+    fig.update_xaxes(title_text="Cycle", row=len(L1_PANELS))
+    fig.update_yaxes(range=[0, 1.02])
+    fig.update_yaxes(title_text="L1 score (0 = balanced)", col=1)
+    return fig
+
+
+def distribution_tidy(runs: Sequence[RunInfo]) -> pd.DataFrame:
+    """One row per run × selecting cycle × class (index order: head → tail for cbal's pools):
+    the class count of the batch the run selected and its L1 score, as recorded, with the
+    series' mean count and mean / std L1 over seeds (the plotted bar and the panel's score)."""
+    cols = ["series", "strategy", "run_id", "seed", "cycle", "class", "count", "l1"]
+    selecting = [(r, c) for r in runs for c in r.cycles if c.get("selected_counts") is not None]
+    sizes = {len(c["selected_counts"]) for _, c in selecting}
+    if len(sizes) > 1:
+        raise ValueError("these runs have different numbers of classes; compare one dataset")
+    series = series_names(runs)
+    rows = [
+        {
+            "series": series[r.run_id],
+            "strategy": r.config.strategy,
+            "run_id": r.run_id,
+            "seed": r.config.seed,
+            "cycle": c["cycle"],
+            "class": k,
+            "count": n,
+            "l1": c["batch_l1"],
+        }
+        for r, c in selecting
+        for k, n in enumerate(c["selected_counts"])
+    ]
+    df = pd.DataFrame(rows, columns=cols)
+    df["mean_count"] = df.groupby(["series", "cycle", "class"], sort=False)["count"].transform(
+        "mean"
+    )
+    df = _with_stats(df, "l1", ["series", "cycle", "class"])
+    return df.rename(columns={"mean": "l1_mean", "std": "l1_std"})
+
+
+def distribution_grid(
+    runs: Sequence[RunInfo], title: str = "Distribution of the selected images"
+) -> go.Figure:
+    """The paper's Figs. 11–13: per-class counts of each cycle's selected batch, one small
+    multiple per series (row) × cycle (column), classes head → tail, the L1 score in every
+    panel title (mean ± std over seeds when the series has several; bars: mean counts)."""
+    df = distribution_tidy(runs)
+    if df.empty:
+        return _empty(title, "no selection yet")
+    styles = _series_style(runs, series_names(runs))
+    series = [s for s in styles if s in set(df["series"])]
+    cycles = sorted(set(df["cycle"]))
+    panels = {key: part for key, part in df.groupby(["series", "cycle"], sort=False)}
+    titles = []
+    for s in series:
+        for k in cycles:
+            first = panels[(s, k)].iloc[0] if (s, k) in panels else None
+            if first is None:
+                titles.append("")
+                continue
+            spread = "" if pd.isna(first["l1_std"]) else f" ± {first['l1_std']:.2f}"
+            titles.append(f"{s} · cycle {k}<br>L1 = {first['l1_mean']:.2f}{spread}")
+    fig = make_subplots(
+        rows=len(series),
+        cols=len(cycles),
+        shared_yaxes=True,
+        subplot_titles=titles,
+        horizontal_spacing=0.03,
+        vertical_spacing=min(0.4 / len(series), 0.15) if len(series) > 1 else 0.1,
+    )
+    style(fig, title, height=120 + 250 * len(series))
+    for row, s in enumerate(series, 1):
+        for col, k in enumerate(cycles, 1):
+            if (s, k) in panels:
+                bars = panels[(s, k)].drop_duplicates("class").sort_values("class")
+                _add_class_bars(
+                    fig, bars["mean_count"].tolist(), styles[s]["color"], row=row, col=col
+                )
+    fig.update_layout(bargap=0.1, showlegend=False)
+    fig.update_xaxes(title_text="", row=None)
+    fig.update_xaxes(title_text="Class (head → tail)", row=len(series))
+    fig.update_yaxes(title_text="Images (count)", col=1)
+    return fig
+
+
+# -- the λ explorer ----------------------------------------------------------------------------
+
+_EXPLORER_PANELS = {
+    "predicted": "Batch, predicted classes (Pᵀz) and Ω: ‖Ω − Pᵀz‖₁ = {:.1f}",
+    "true": "Batch, true classes: L1 = {:.2f}",
+    "labeled": "Labeled set after the batch: L1 = {:.2f}",
+}
+
+
+def explorer_tidy(ca: CycleArrays, r: Reselection) -> pd.DataFrame:
+    """One row per panel × layer × class (index order: head → tail) of
+    :func:`explorer_histograms` for re-selection ``r`` of cycle ``ca``: panel 'predicted'
+    (kinds 'predicted' = Pᵀz and 'omega' = Ω), 'true' (the batch's true class counts) and
+    'labeled' ('labeled before' and 'selected', stacked), with the panel's score: ‖Ω − Pᵀz‖₁
+    for 'predicted', the L1 score for the others."""
+    parts = [
+        ("predicted", "predicted", r.expected_counts, r.balance_l1),
+        ("predicted", "omega", ca.omega, r.balance_l1),
+        ("true", "selected", r.batch_counts, r.batch_l1),
+        ("labeled", "labeled before", ca.labeled_counts, r.labeled_l1),
+        ("labeled", "selected", r.batch_counts, r.labeled_l1),
+    ]
+    rows = [
+        {
+            "run_id": ca.run_id,
+            "cycle": ca.cycle,
+            "strategy": r.strategy,
+            "lam": r.lam,
+            "panel": panel,
+            "kind": kind,
+            "class": k,
+            "count": float(n),
+            "score": float(score),
+        }
+        for panel, kind, counts, score in parts
+        for k, n in enumerate(counts)
+    ]
+    return pd.DataFrame(rows)
+
+
+def explorer_histograms(ca: CycleArrays, r: Reselection, title: str | None = None) -> go.Figure:
+    """What re-selection ``r`` of cycle ``ca`` picked, by class (head → tail): the predicted
+    class histogram Pᵀz with Ω on top, the true class histogram (L1 in the title), and the
+    labeled set after the batch (L1 in the title)."""
+    df = explorer_tidy(ca, r)
+    layer = {key: part["count"].tolist() for key, part in df.groupby(["panel", "kind"])}
+    score = df.groupby("panel")["score"].first()
+    fig = make_subplots(
+        rows=3,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.09,
+        subplot_titles=[text.format(score[p]) for p, text in _EXPLORER_PANELS.items()],
+    )
+    label = strategy_label(r.strategy)
+    what = "its own selection" if r.mode == "run" else f"at λ = {r.lam:g}"
+    style(fig, title or f"{label} {what}: cycle {ca.cycle}", height=760)
+    color = strategy_color(r.strategy)
+    omega = layer[("predicted", "omega")]
+    _add_class_bars(fig, layer[("predicted", "predicted")], color, omega=omega, row=1, col=1)
+    fig.data[-2].update(name="predicted (Pᵀz)", legendgroup="predicted", opacity=0.6)
+    _add_class_bars(fig, layer[("true", "selected")], color, row=2, col=1)
+    fig.data[-1].update(name=f"selected ({label})")
+    before = layer[("labeled", "labeled before")]
+    _add_class_bars(fig, layer[("labeled", "selected")], color, before=before, row=3, col=1)
+    fig.data[-1].update(showlegend=False)  # the same bars as the panel above
+    fig.update_layout(barmode="stack", bargap=0.15)
+    fig.update_xaxes(title_text="", row=None)
+    fig.update_xaxes(title_text="Class (head → tail)", row=3)
+    fig.update_yaxes(title_text="Images (count)")
+    return fig
+
+
+def _lam_positions(lams: np.ndarray) -> tuple[np.ndarray, float]:
+    """Where each λ is drawn on a log axis: λ itself, and 0 one decade left of the smallest
+    positive λ; returns (positions, position of 0)."""
+    positive = lams[lams > 0]
+    zero = float(positive.min()) / 10 if positive.size else 1e-3
+    return np.where(lams > 0, lams, zero), zero
+
+
+def lambda_tradeoff_tidy(path: LambdaPath) -> pd.DataFrame:
+    """One row per λ of ``path``: the plotted batch and labeled-set L1 scores and mean
+    informativeness, x = where λ is drawn on the log axis (0 one decade left of the smallest
+    positive λ), the overlap with the run's picks and the run's own λ."""
+    cols = path.columns()
+    x, _ = _lam_positions(cols["lam"])
+    return pd.DataFrame(
+        {
+            "strategy": path.strategy,
+            "lam": cols["lam"],
+            "x": x,
+            "batch_l1": cols["batch_l1"],
+            "labeled_l1": cols["labeled_l1"],
+            "mean_informativeness": cols["mean_informativeness"],
+            "jaccard": cols["jaccard"],
+            "run_lam": path.run_lam,
+        }
+    )
+
+
+_TRADEOFF = {
+    "batch_l1": ("Batch L1", "solid", 1),
+    "labeled_l1": ("Labeled-set L1", "dash", 1),
+    "mean_informativeness": ("Mean informativeness", "solid", 2),
+}
+
+
+def lambda_tradeoff(path: LambdaPath, title: str | None = None) -> go.Figure:
+    """The λ trade-off of one cycle: L1 scores of the batch and of the labeled set after it
+    (top) and the batch's mean informativeness (bottom) vs λ on a log axis, the run's λ
+    marked. Balance costs informativeness: the curves show how much, and where."""
+    df = lambda_tradeoff_tidy(path)
+    label = strategy_label(path.strategy)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    style(fig, title or f"{label}: balance vs informativeness over λ", height=560)
+    color = strategy_color(path.strategy)
+    hover = "λ = %{customdata[0]:.3g}: %{y:.3f} (Jaccard with the run's picks %{customdata[1]:.2f})"
+    custom = np.column_stack([df["lam"], df["jaccard"]])
+    for column, (name, dash, row) in _TRADEOFF.items():
+        fig.add_trace(
+            go.Scatter(
+                x=df["x"].tolist(),
+                y=df[column].tolist(),
+                mode="lines+markers",
+                name=name,
+                line=dict(color=color, dash=dash, width=2.5),
+                marker=dict(size=6, color=color, symbol="circle" if row == 1 else "diamond"),
+                customdata=custom,
+                hovertemplate=f"{name}<br>{hover}<extra></extra>",
+            ),
+            row=row,
+            col=1,
+        )
+    lams = df["lam"].to_numpy(dtype=float)
+    x, zero = _lam_positions(lams)
+    if np.isfinite(path.run_lam):
+        x_run = path.run_lam if path.run_lam > 0 else zero
+        for row, columns in ((1, ["batch_l1", "labeled_l1"]), (2, ["mean_informativeness"])):
+            values = df[columns].to_numpy(dtype=float)
+            low, high = (0.0, 1.0) if row == 1 else (np.nanmin(values), np.nanmax(values))
+            fig.add_trace(
+                go.Scatter(
+                    x=[x_run, x_run],
+                    y=[low, high],
+                    mode="lines",
+                    name=f"run's λ = {path.run_lam:g}",
+                    legendgroup="run-lam",
+                    showlegend=row == 1,
+                    line=dict(color=OMEGA_COLOR, dash="dot", width=1.5),
+                    hoverinfo="skip",
+                ),
+                row=row,
+                col=1,
+            )
+    decades = np.arange(np.floor(np.log10(x.min())), np.ceil(np.log10(x.max())) + 1)
+    ticks = [10.0**d for d in decades if 10.0**d > zero or not (lams == 0).any()]
+    labels = [f"{t:g}" for t in ticks]
+    if (lams == 0).any():
+        ticks, labels = [zero, *ticks], ["0", *labels]
+    fig.update_xaxes(type="log", tickvals=ticks, ticktext=labels)
+    fig.update_xaxes(title_text="λ (log scale; 0 at the left)", row=2)
+    fig.update_yaxes(title_text="L1 score (0 = balanced)", range=[0, 1.02], row=1)
+    fig.update_yaxes(title_text="Mean informativeness (nats)", row=2)
     return fig

@@ -269,6 +269,7 @@ def chart(fig: go.Figure, tidy: pd.DataFrame, key: str) -> None:
             type="tertiary",
             icon=":material/download:",
         )
+        export_panel(fig, key)
 
 
 @st.cache_resource(show_spinner="Loading the images…", max_entries=4)
@@ -468,3 +469,57 @@ def group_summary(infos: Sequence[RunInfo]) -> str:
         f"{values(lambda c: f'{c.epochs} epochs')} · "
         f"{strategies} strateg{'y' if strategies == 1 else 'ies'} × {seeds} seed(s)"
     )
+
+
+# -- exports: each figure as PNG, SVG and PDF ----------------------------------------------------
+
+
+@st.cache_data(show_spinner="Drawing the figure as PNG, SVG and PDF…", max_entries=32)
+def _figure_files(spec: str) -> dict[str, bytes]:
+    import plotly.io as pio
+
+    from cbal import export
+
+    fig = pio.from_json(spec)
+    return {fmt: export.figure_bytes(fig, fmt) for fmt in export.IMAGE_FORMATS}
+
+
+def export_panel(fig: go.Figure, key: str) -> None:
+    """Download buttons for ``fig`` as PNG (3× scale), SVG and PDF, the same files as
+    ``python -m cbal export`` makes. Drawing takes a headless browser (a few seconds for the
+    first figure, about half a second after), so the files are drawn only when asked for, for
+    the figure as it is then, and cached; a missing browser is said inline."""
+    import hashlib
+
+    from cbal import export
+
+    spec = fig.to_json()
+    digest = hashlib.sha1(spec.encode()).hexdigest()
+    state = f"{key}-images"
+    if st.session_state.get(state) != digest:
+        st.button(
+            "PNG · SVG · PDF",
+            key=f"{key}-prepare",
+            type="tertiary",
+            icon=":material/image:",
+            help="Draw this figure as image files to download (PNG at 3× scale, SVG, PDF).",
+            on_click=lambda: st.session_state.update({state: digest}),
+        )
+        return
+    try:
+        files = _figure_files(spec)
+    except export.ExportError as exc:
+        st.warning(f"Image export: {exc}")
+        return
+    with st.container(horizontal=True):
+        for fmt, data in files.items():
+            st.download_button(
+                fmt.upper(),
+                data,
+                file_name=f"{key}.{fmt}",
+                mime=export.MIME[fmt],
+                key=f"{key}-{fmt}",
+                on_click="ignore",
+                type="tertiary",
+                icon=":material/download:",
+            )

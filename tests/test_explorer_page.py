@@ -1,0 +1,163 @@
+"""The λ explorer page (pages/3_Lambda_explorer.py) through Streamlit's AppTest, on tiny digits
+runs in a store of its own ($CBAL_CACHE)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cbal import export, runner
+from cbal.config import preset
+from cbal.loop import execute
+from cbal.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = str(ROOT / "pages" / "3_Lambda_explorer.py")
+TIMEOUT = 120  # AppTest's default is 3 s; the first run imports the engine
+TINY = dict(initial_labeled=40, budget=20, cycles=2, epochs=5, lr_milestones=(4,), device="cpu")
+BARE = {**TINY, "cycles": 1, "epochs": 1, "lr_milestones": (1,)}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Entropy-CB (pool arrays saved, the default), the same without them, and Random."""
+    store = Store(tmp_path_factory.mktemp("explorer"))
+    ids = {
+        "cb": store.create_run(preset("digits", strategy="entropy-cb", **TINY)),
+        "bare": store.create_run(
+            preset("digits", strategy="entropy-cb", save_pool_arrays=False, **BARE)
+        ),
+        "random": store.create_run(preset("digits", strategy="random", **BARE)),
+    }
+    for run_id in ids.values():
+        execute(store, run_id)
+    no_gpu = {"python": sys.executable, "cuda": False, "name": None, "torch": "test"}
+    (store.root / runner.DEVICE_FILE).write_text(json.dumps(no_gpu))
+    return store, ids
+
+
+@pytest.fixture
+def page(runs, monkeypatch):
+    store, ids = runs
+    monkeypatch.setenv("CBAL_CACHE", str(store.root))
+
+    def open_run(key: str) -> AppTest:
+        at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+        assert not at.exception, at.exception
+        at.selectbox(key="lx-run").set_value(ids[key]).run()
+        assert not at.exception, at.exception
+        return at
+
+    return open_run
+
+
+def metric(at: AppTest, label: str) -> str:
+    (m,) = [m for m in at.metric if m.label == label]
+    return str(m.value)
+
+
+def chart(at: AppTest, title_start: str) -> dict:
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    (spec,) = [s for s in specs if s["layout"]["title"]["text"].startswith(title_start)]
+    return spec
+
+
+def histogram(at: AppTest) -> tuple[list, list[str]]:
+    spec = chart(at, "Entropy-CB at λ")
+    bars = [t["y"] for t in spec["data"] if t["type"] == "bar"]
+    return bars, [a["text"] for a in spec["layout"]["annotations"]]
+
+
+def test_explorer_reproduces_the_run_then_moves_with_the_slider(page, runs):
+    store, ids = runs
+    at = page("cb")
+    record = store.read_cycles(ids["cb"])[1]  # the last selecting cycle is the default
+    assert at.selectbox(key=f"lx-cycle-{ids['cb']}").value == 1
+    assert not at.error and not at.warning
+    # at the run's own λ the re-selection is the run's selection
+    slider = at.select_slider[0]
+    assert slider.value == 0.6 and at.number_input[0].value == 0.6  # the run's λ is a stop
+    assert metric(at, "Jaccard with the run's picks") == "1.00"
+    assert metric(at, "Batch L1") == f"{record['batch_l1']:.3f}"
+    assert metric(at, "Labeled-set L1") == f"{record['labeled_l1']:.3f}"
+    bars, titles = histogram(at)
+    assert titles[1] == f"Batch, true classes: L1 = {record['batch_l1']:.2f}"
+    assert bars[1] == record["selected_counts"]  # predicted, true, labeled before, selected
+    solver = [c.value for c in at.caption if c.value.startswith("Solver")]
+    assert solver and "optimal" in solver[0] and "bound" in solver[0]
+    path = chart(at, "Entropy-CB: balance vs informativeness")  # the λ path, drawn at once
+    assert path["layout"]["xaxis2"]["type"] == "log"
+    assert any(t["name"] == "run's λ = 0.6" for t in path["data"])
+
+    # move the slider until the batch's balance changes: the histogram and L1 follow
+    for lam in (1000.0, 0.0, 10.0, 0.1, 100.0):
+        at.select_slider[0].set_value(lam).run()
+        assert not at.exception, at.exception
+        assert at.number_input[0].value == lam  # the exact λ follows the slider
+        if metric(at, "Batch L1") != f"{record['batch_l1']:.3f}":
+            break
+    else:
+        pytest.fail("no λ changed the batch's L1 score on this run")
+    moved, moved_titles = histogram(at)
+    assert moved[1] != bars[1] and moved_titles[1] != titles[1]
+    assert float(metric(at, "Jaccard with the run's picks")) < 1
+    assert chart(at, f"Entropy-CB at λ = {lam:g}")
+
+    at.number_input[0].set_value(0.6).run()  # the exact value brings the run's picks back
+    assert at.select_slider[0].value == 0.6
+    assert metric(at, "Jaccard with the run's picks") == "1.00"
+
+
+def test_a_run_without_pool_arrays_says_why_and_how(page):
+    at = page("bare")
+    assert not at.exception and not at.error
+    (warning,) = at.warning
+    assert "save_pool_arrays=false" in warning.value and "--save-pool-arrays true" in warning.value
+    assert not at.select_slider and not at.get("plotly_chart")
+
+
+def test_a_strategy_without_lambda_shows_its_own_selection(page, runs):
+    store, ids = runs
+    at = page("random")
+    assert not at.exception and not at.error
+    assert at.radio(key=f"lx-problem-{ids['random']}").value == "random"
+    assert any("Random has no λ" in i.value for i in at.info)
+    assert not at.select_slider
+    assert metric(at, "Jaccard with the run's picks") == "1.00"
+    at.radio(key=f"lx-problem-{ids['random']}").set_value("entropy-cb").run()
+    assert not at.exception and at.select_slider  # Entropy-CB on the random run's arrays
+    assert at.number_input[0].value == 0.6  # Entropy-CB's default λ for 10 classes
+
+
+@pytest.mark.skipif(export.browser_path() is None, reason="no Chrome/Chromium for kaleido")
+def test_figures_download_as_png_svg_pdf_csv(page):
+    at = page("cb")
+    downloads = {d.proto.label for d in at.get("download_button")}
+    assert downloads == {"Plotted numbers (CSV)"}  # images are drawn only when asked for
+    at.button(key="lx-hist-prepare").click().run()
+    assert not at.exception and not at.warning
+    downloads = {d.proto.label for d in at.get("download_button")}
+    assert {"PNG", "SVG", "PDF", "Plotted numbers (CSV)"} <= downloads
+
+
+def test_the_page_never_imports_torch(runs):
+    store, _ = runs
+    code = (
+        "import sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"at = AppTest.from_file({PAGE!r}, default_timeout=120).run()\n"
+        "assert not at.exception, at.exception\n"
+        "assert at.get('plotly_chart'), 'nothing drawn'\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    env = {**os.environ, "CBAL_CACHE": str(store.root)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, cwd=ROOT, env=env
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
