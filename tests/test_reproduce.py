@@ -50,7 +50,7 @@ def test_claims_on_hand_made_runs():
         _run("coreset", 0.3, 0, [0.5, 0.6, 0.85], [0.5, 0.5]),
     ]
     claims = check_claims(runs)
-    l1 = _find(claims, "CB variants", "entropy-cb vs entropy, IF=0.1")
+    l1 = _find(claims, "CB variants select", "entropy-cb vs entropy, IF=0.1")
     # mean batch L1 per cycle: cb (0.25, 0.475) vs base (0.65, 0.45): lower only in cycle 0
     assert l1.verdict == "disagrees" and "lower in 1/2 cycles" in l1.evidence
     ent = _find(claims, "Entropy-CB ≥", "entropy-cb vs entropy, IF=0.1")
@@ -60,7 +60,12 @@ def test_claims_on_hand_made_runs():
     # kcenter-cb 0.75 vs coreset 0.725 over cycles 1..2
     assert core.verdict == "agrees" and "0.7500" in core.evidence
     assert _find(claims, "CoreSet", "kcenter-cb vs coreset, IF=0.1").verdict == "not enough runs"
-    assert _find(claims, "CB variants", "bald-cb vs bald, IF=0.1").verdict == "not enough runs"
+    assert (
+        _find(claims, "CB variants select", "bald-cb vs bald, IF=0.1").verdict == "not enough runs"
+    )
+    # every hand-made run has the same labeled-set L1 curve: never lower
+    lab = _find(claims, "CB variants keep", "entropy-cb vs entropy, IF=0.1")
+    assert lab.verdict == "disagrees" and "lower in 0/3 cycles" in lab.evidence
 
 
 def test_unfinished_runs_are_ignored():
@@ -80,7 +85,7 @@ def test_accuracy_table_and_report(tmp_path):
     assert row["final_accuracy"] == f"0.7100 ± {np.std([0.7, 0.72], ddof=1):.4f}"
     path = write_report(runs, tmp_path, "test")
     text = path.read_text()
-    assert "| 0.1 | entropy | 2 |" in text and "0 of 6 checks agree" in text
+    assert "| 0.1 | entropy | 2 |" in text and "0 of 9 checks agree" in text
     data = json.loads((tmp_path / "claims.json").read_text())
     assert data["table"][0]["strategy"] == "entropy"
 
