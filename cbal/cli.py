@@ -179,9 +179,12 @@ def _execute(store: Store, run_id: str, quiet: bool = False) -> int:
 
 def _worker(store: Store, run_id: str) -> int:
     """A background run (see cbal.runner): wait for a free slot, then execute."""
+    import torch
+
     from cbal import runner
     from cbal.loop import Cancelled
 
+    torch.set_num_threads(runner.threads_per_run())
     try:
         with runner.slot(store):
             return _execute(store, run_id, quiet=True)
