@@ -207,6 +207,7 @@ def test_runs_page_lists_filters_and_deletes_after_confirmation(store):
     assert not store.exists(ids[2]) and store.exists(ids[0]) and store.exists(ids[1])
 
 
+@pytest.mark.slow
 def test_resume_and_cancel_from_the_runs_page(store, monkeypatch):
     ids = failed_runs(store)
     monkeypatch.setenv(runner.ENV_MAX, "1")
@@ -263,6 +264,7 @@ def test_progress_line_names_the_phase_and_eta():
     )
 
 
+@pytest.mark.slow
 def test_device_probe_runs_once_and_is_cached(tmp_path):
     store = Store(tmp_path / "cache")
     info = runner.device_info(store)
@@ -275,6 +277,7 @@ def test_device_probe_runs_once_and_is_cached(tmp_path):
     assert time.monotonic() - start < 0.5
 
 
+@pytest.mark.slow
 def test_pages_never_import_torch(store):
     code = (
         "import sys\n"

@@ -35,6 +35,7 @@ def _cli(tmp_path, *args):
     )
 
 
+@pytest.mark.slow
 def test_run_list_show(tmp_path):
     out = _cli(
         tmp_path, "run", "--preset", "digits", "--strategy", "entropy-cb", "--seed", "0", *TINY

@@ -356,6 +356,7 @@ def test_kcenter_time_estimate_flags_big_pools():
     assert explore.estimate_seconds(small) < est
 
 
+@pytest.mark.slow
 def test_explore_does_not_import_torch():
     code = "import sys, cbal.explore; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -135,6 +135,7 @@ def test_a_strategy_without_lambda_shows_its_own_selection(page, runs):
     assert at.number_input[0].value == 0.6  # Entropy-CB's default λ for 10 classes
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(export.browser_path() is None, reason="no Chrome/Chromium for kaleido")
 def test_figures_download_as_png_svg_pdf_csv(page):
     at = page("cb")
@@ -146,6 +147,7 @@ def test_figures_download_as_png_svg_pdf_csv(page):
     assert {"PNG", "SVG", "PDF", "Plotted numbers (CSV)"} <= downloads
 
 
+@pytest.mark.slow
 def test_the_page_never_imports_torch(runs):
     store, _ = runs
     code = (

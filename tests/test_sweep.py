@@ -330,6 +330,7 @@ def test_dask_cluster_runs_the_sweep(tmp_path, capsys):
 
 
 # -- CLI ------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_cli_dry_run_prints_the_grid(tmp_path):
     args = ["--strategies", "entropy,entropy-cb", "--seeds", "0,1", "--ifs", "1,0.1"]
     args += ["--lams", "entropy-cb=0.6,entropy-cb=2", *TINY_FLAGS]
