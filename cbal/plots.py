@@ -249,6 +249,16 @@ def _add_bands(
         )
 
 
+def _run_keys(r: RunInfo, names: dict[str, str]) -> dict[str, Any]:
+    """The columns that identify a run in every tidy table: series, strategy, run id, seed."""
+    return {
+        "series": names[r.run_id],
+        "strategy": r.config.strategy,
+        "run_id": r.run_id,
+        "seed": r.config.seed,
+    }
+
+
 # -- accuracy vs labeled-set size --------------------------------------------------------------
 
 
@@ -258,10 +268,7 @@ def learning_curve_tidy(runs: Sequence[RunInfo]) -> pd.DataFrame:
     names = series_names(runs)
     rows = [
         {
-            "series": names[r.run_id],
-            "strategy": r.config.strategy,
-            "run_id": r.run_id,
-            "seed": r.config.seed,
+            **_run_keys(r, names),
             "cycle": c["cycle"],
             "labeled": c["labeled"],
             "accuracy": c["accuracy"],
@@ -297,10 +304,7 @@ def l1_tidy(runs: Sequence[RunInfo]) -> pd.DataFrame:
     names = series_names(runs)
     rows = [
         {
-            "series": names[r.run_id],
-            "strategy": r.config.strategy,
-            "run_id": r.run_id,
-            "seed": r.config.seed,
+            **_run_keys(r, names),
             "cycle": c["cycle"],
             "panel": panel,
             "l1": c["batch_l1"] if panel == "batch" else c["labeled_l1"],
@@ -394,10 +398,7 @@ def histogram_tidy(
             for pos, c in enumerate(order):
                 rows.append(
                     {
-                        "series": series[r.run_id],
-                        "strategy": r.config.strategy,
-                        "run_id": r.run_id,
-                        "seed": r.config.seed,
+                        **_run_keys(r, series),
                         "cycle": cycle,
                         "panel": panel,
                         "kind": kind,
@@ -505,10 +506,7 @@ def per_class_tidy(
     series = series_names(runs)
     rows = [
         {
-            "series": series[r.run_id],
-            "strategy": r.config.strategy,
-            "run_id": r.run_id,
-            "seed": r.config.seed,
+            **_run_keys(r, series),
             "cycle": cycle,
             "labeled": rec["labeled"],
             "class": c,
@@ -923,10 +921,7 @@ def distribution_tidy(runs: Sequence[RunInfo]) -> pd.DataFrame:
     series = series_names(runs)
     rows = [
         {
-            "series": series[r.run_id],
-            "strategy": r.config.strategy,
-            "run_id": r.run_id,
-            "seed": r.config.seed,
+            **_run_keys(r, series),
             "cycle": c["cycle"],
             "class": k,
             "count": n,
