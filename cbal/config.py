@@ -15,7 +15,6 @@ PROFILES = ("step", "exp")
 MODELS = ("smallcnn", "resnet18")
 DEVICES = ("auto", "cpu", "cuda")
 AUGMENTS = ("crop-flip", "crop", "none")
-SOLVERS = ("lp", "highs", "cvxpy", "milp")
 # Known class counts, used for the paper's per-dataset λ defaults before any data is loaded.
 KNOWN_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "tinyimagenet": 200}
 
@@ -53,7 +52,7 @@ class RunConfig:
     imbalance_profile: str = "step"
     strategy: str = "entropy"
     lam: float | None = None
-    solver: str = "lp"
+    solver: str = "lp-round"
     solver_time_limit: float = 60.0
     initial_labeled: int = 50
     budget: int = 25
@@ -176,6 +175,11 @@ def make_config(**values: Any) -> RunConfig:
             "version", version, f"{CONFIG_VERSION} (this cbal's config format); re-create the run"
         )
     coerced = {name: _coerce(name, value) for name, value in values.items()}
+    solver = coerced.get("solver")
+    if isinstance(solver, str):  # names older runs stored
+        from cbal.strategies.balance import METHOD_ALIASES
+
+        coerced["solver"] = METHOD_ALIASES.get(solver, solver)
     cfg = RunConfig(**coerced)
     _validate(cfg)
     return cfg
@@ -239,6 +243,7 @@ def _at_least(cfg: RunConfig, name: str, low: float) -> None:
 
 def _validate(cfg: RunConfig) -> None:
     from cbal.strategies import STRATEGIES  # the registry is pure numpy: cheap to import
+    from cbal.strategies.balance import METHODS
 
     _choice(cfg, "dataset", DATASETS)
     if cfg.dataset != "digits" and not cfg.data_dir:
@@ -247,7 +252,7 @@ def _validate(cfg: RunConfig) -> None:
         )
     _choice(cfg, "imbalance_profile", PROFILES)
     _choice(cfg, "strategy", list(STRATEGIES))
-    _choice(cfg, "solver", SOLVERS)
+    _choice(cfg, "solver", list(METHODS))
     _choice(cfg, "model", MODELS)
     _choice(cfg, "device", DEVICES)
     _choice(cfg, "augment", AUGMENTS)

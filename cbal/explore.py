@@ -284,7 +284,7 @@ class Reselection:
     lp_balance_l1: float | None  # ‖Ω − Pᵀz‖₁ of the relaxed z before rounding ("cb" only)
     dual: np.ndarray | None  # (C,) dual y; warm start for a nearby λ': dual · λ'/λ
     estimated_time: float | None = None  # predicted seconds (kcenter), see estimate_seconds
-    method: str = "lp"  # solver method, "greedy" or "run"
+    method: str = "lp-round"  # solver method, "greedy" or "run"
     notes: tuple[str, ...] = ()  # caveats worth showing next to the numbers
 
     @property
@@ -571,7 +571,7 @@ def reselect(
     ca: CycleArrays,
     strategy: str | None = None,
     lam: float | None = None,
-    method: str = "lp",
+    method: str = "lp-round",
     warm_start: np.ndarray | None = None,
     time_limit: float | None = None,
 ) -> Reselection:
@@ -588,10 +588,10 @@ def reselect(
         λ; default the run's own λ (for a run of another family: the strategy's default λ).
         Strategies without λ (random, entropy, bald, kcenter, coreset, entropy-pl) with
         ``lam=None`` give the run's own selection (``mode="run"``).
-    method : {"lp", "highs", "cvxpy", "milp"}
+    method : one of :data:`balance.METHODS`
         CB solver (:func:`balance.solve_balanced`); ignored by KCenterGreedy.
     warm_start : ndarray (C,), optional
-        A dual for ``"lp"``, e.g. ``previous.dual * lam / previous.lam``.
+        A dual for ``"lp-round"``/``"binary"``, e.g. ``previous.dual * lam / previous.lam``.
     time_limit : float, optional
         Solver seconds; default the run's ``solver_time_limit``.
 
@@ -705,7 +705,7 @@ def lambda_path(
     ca: CycleArrays,
     lams: Sequence[float] | np.ndarray | None = None,
     strategy: str | None = None,
-    method: str = "lp",
+    method: str = "lp-round",
     time_limit: float | None = None,
 ) -> LambdaPath:
     """Re-select cycle ``ca`` at every λ of ``lams`` (default :data:`DEFAULT_LAMS`).

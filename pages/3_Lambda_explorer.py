@@ -12,13 +12,8 @@ import streamlit as st
 from cbal import explore, plots, ui
 from cbal.store import RunInfo, Store
 from cbal.strategies import STRATEGIES
+from cbal.strategies.balance import METHODS
 
-SOLVERS = {
-    "lp": "lp: the LP relaxation, exact, by dual ascent + column generation (fast)",
-    "highs": "highs: the same LP with plain HiGHS",
-    "cvxpy": "cvxpy: the readable reference formulation (slow on big pools)",
-    "milp": "milp: the binary problem itself, HiGHS MILP under the run's time limit",
-}
 # the slider's stops: 0, then 10 per decade from 0.01 to 1000 (rounded for display)
 LAMS = (0.0, *(float(f"{v:.3g}") for v in np.logspace(-2, 3, 51)))
 
@@ -153,7 +148,7 @@ def explorer(root: str, run_id: str, cycle: int, ca: explore.CycleArrays) -> Non
             "comparison. Choose Entropy-CB above to see what balancing would pick from this "
             "cycle's arrays."
         )
-        lam, method = None, "lp"
+        lam, method = None, "lp-round"
     else:
         same = problem in (ca.strategy, f"{ca.strategy}-cb")
         start = ca.lam if same else STRATEGIES[problem].default_lam(ca.num_classes)
@@ -161,16 +156,16 @@ def explorer(root: str, run_id: str, cycle: int, ca: explore.CycleArrays) -> Non
         kcenter = STRATEGIES[problem].needs_embeddings
         method = st.radio(
             "Solver",
-            list(SOLVERS),
+            list(METHODS),
             horizontal=True,
             key="lx-solver",
             disabled=kcenter,
-            help="\n\n".join(SOLVERS.values()),
+            help="\n\n".join(f"{name}: {line}" for name, line in METHODS.items()),
         )
-        if method in ("cvxpy", "milp") and not kcenter:
+        if method in ("binary", "cvxpy", "milp") and not kcenter:
             st.caption(
-                f"{method} can take much longer than lp on a big pool (milp stops at the run's "
-                f"time limit, {ca.time_limit:g} s, and says so)."
+                f"{method} can take much longer than lp-round on a big pool (binary and milp "
+                f"stop at the run's time limit, {ca.time_limit:g} s, and say so)."
             )
     estimate = explore.estimate_seconds(ca, problem, lam)
     if STRATEGIES[problem].needs_embeddings:
@@ -207,7 +202,7 @@ def explorer(root: str, run_id: str, cycle: int, ca: explore.CycleArrays) -> Non
     n = len(explore.DEFAULT_LAMS)
     cost = n * estimate
     asked = f"lx-path-{run_id}-{cycle}-{problem}-{method}"
-    slow = cost > explore.SLOW_SECONDS or method in ("cvxpy", "milp")
+    slow = cost > explore.SLOW_SECONDS or method in ("binary", "cvxpy", "milp")
     if slow and not st.session_state.get(asked):
         about = "" if cost <= explore.SLOW_SECONDS else f" (about {ui.human_seconds(cost)})"
         st.button(

@@ -136,7 +136,7 @@ def test_l1_score_hand_values():
 @pytest.mark.parametrize("lam", [0.0, 0.1, 1.0, 10.0])
 def test_lp_matches_highs_and_cvxpy(n, c, budget, lam):
     u, probs, omega, b = _instance(n, c, seed=n + c, budget=budget)
-    lp = solve_balanced(u, probs, omega, b, lam)
+    lp = solve_balanced(u, probs, omega, b, lam, method="lp-round")
     hi = solve_balanced(u, probs, omega, b, lam, method="highs")
     cv = solve_balanced(u, probs, omega, b, lam, method="cvxpy")
     for res in (lp, hi, cv):
@@ -169,7 +169,7 @@ def test_lp_larger_instance_is_exact_against_highs():
     # big enough for the dual ascent + column generation path with a real pricing step
     u, probs, omega, b = _instance(6000, 20, seed=11, budget=300)
     for lam in (0.5, 5.0):
-        lp = solve_balanced(u, probs, omega, b, lam)
+        lp = solve_balanced(u, probs, omega, b, lam, method="lp-round")
         hi = solve_balanced(u, probs, omega, b, lam, method="highs")
         assert lp.optimal
         assert _rel(lp.lp_objective, hi.lp_objective) <= 1e-8
@@ -179,7 +179,7 @@ def test_lp_larger_instance_is_exact_against_highs():
 def test_dual_bound_is_a_lower_bound():
     u, probs, omega, b = _instance(300, 6, seed=5, budget=30)
     lam = 1.5
-    opt = solve_balanced(u, probs, omega, b, lam)
+    opt = solve_balanced(u, probs, omega, b, lam, method="lp-round")
     rng = np.random.default_rng(0)
     for _ in range(20):
         y = rng.uniform(-3 * lam, 3 * lam, size=6)  # clipped into the box
@@ -213,9 +213,13 @@ def test_tiny_instances_against_brute_force(n, c, b, seed, lam):
     assert mi.objective == pytest.approx(best, abs=1e-7)
     assert mi.bound <= best + 1e-7
     _check_result(mi, u, probs, omega, lam)
-    lp = solve_balanced(u, probs, omega, b, lam)
+    lp = solve_balanced(u, probs, omega, b, lam, method="lp-round")
     assert lp.bound <= best + 1e-9
     assert best <= lp.objective + 1e-9
+    exact = solve_balanced(u, probs, omega, b, lam, method="binary")
+    assert exact.optimal and exact.status == "optimal"
+    assert exact.objective == pytest.approx(best, abs=1e-9)
+    assert 0.0 <= exact.gap <= 1e-8
 
 
 # ----------------------------------------------------------------------------------------------
@@ -234,7 +238,7 @@ def test_lam_zero_is_top_b_of_u_with_stable_ties():
     np.testing.assert_array_equal(path[1].indices, np.argsort(-u, kind="stable")[:b])
 
 
-@pytest.mark.parametrize("method", ["lp", "highs", "milp"])
+@pytest.mark.parametrize("method", ["binary", "lp-round", "lp", "highs", "milp"])
 def test_large_lam_reaches_exact_balance(method):
     u, probs, labels = _one_hot_pool(per_class=30, c=5, seed=1)
     labeled_counts = np.array([8, 2, 4, 6, 0])
@@ -268,7 +272,7 @@ def test_l1_of_selection_decreases_along_lambda_path():
 def test_balance_term_of_lp_optimum_is_monotone_in_lambda():
     # parametric LP: for optimal z(λ1), z(λ2) with λ1 < λ2, ‖Ω − Pᵀz(λ2)‖₁ ≤ ‖Ω − Pᵀz(λ1)‖₁
     u, probs, omega, b = _instance(3000, 15, seed=4, budget=150)
-    path = solve_path(u, probs, omega, b, np.logspace(-2, 1, 10))
+    path = solve_path(u, probs, omega, b, np.logspace(-2, 1, 10), method="lp-round")
     terms = [np.abs(omega - r.z @ probs).sum() for r in path]
     assert all(t2 <= t1 + 1e-6 * max(1.0, t1) for t1, t2 in zip(terms, terms[1:], strict=False))
     assert terms[-1] < terms[0]
@@ -277,9 +281,9 @@ def test_balance_term_of_lp_optimum_is_monotone_in_lambda():
 def test_warm_started_path_equals_independent_solves():
     u, probs, omega, b = _instance(5000, 30, seed=9, budget=250)
     lams = np.logspace(-1.5, 1.5, 8)
-    path = solve_path(u, probs, omega, b, lams)
+    path = solve_path(u, probs, omega, b, lams, method="lp-round")
     for lam, res in zip(lams, path, strict=True):
-        alone = solve_balanced(u, probs, omega, b, float(lam))
+        alone = solve_balanced(u, probs, omega, b, float(lam), method="lp-round")
         assert res.optimal and alone.optimal
         assert res.lam == pytest.approx(lam)
         assert _rel(res.lp_objective, alone.lp_objective) <= 1e-9
@@ -288,7 +292,13 @@ def test_warm_started_path_equals_independent_solves():
     # warm start by hand, as the λ explorer does it
     first = path[3]
     again = solve_balanced(
-        u, probs, omega, b, float(lams[4]), warm_start=first.dual * lams[4] / lams[3]
+        u,
+        probs,
+        omega,
+        b,
+        float(lams[4]),
+        method="lp-round",
+        warm_start=first.dual * lams[4] / lams[3],
     )
     assert _rel(again.lp_objective, path[4].lp_objective) <= 1e-9
 
@@ -385,7 +395,7 @@ def test_milp_without_incumbent_falls_back(monkeypatch):
     assert res.fallback and not res.optimal
     assert res.status == "time_limit; fell back to lp rounding"
     assert res.method == "milp"
-    ref = solve_balanced(u, probs, omega, b, 1.0)
+    ref = solve_balanced(u, probs, omega, b, 1.0, method="lp-round")
     np.testing.assert_array_equal(res.indices, ref.indices)
 
 
@@ -438,7 +448,7 @@ def test_lp_solver_failure_is_not_silent(monkeypatch):
 
     monkeypatch.setattr(balance, "linprog", always_fails)
     with pytest.warns(RuntimeWarning, match="injected failure"):
-        res = solve_balanced(u, probs, omega, b, 1.0)
+        res = solve_balanced(u, probs, omega, b, 1.0, method="lp-round")
     assert res.fallback and not res.optimal
     assert res.status == "failed: injected failure; fell back to dual rounding"
     assert res.indices.size == b and np.unique(res.indices).size == b
@@ -448,7 +458,7 @@ def test_lp_solver_failure_is_not_silent(monkeypatch):
 def test_lp_time_limit_is_not_silent():
     u, probs, omega, b = _instance(3000, 20, seed=4, budget=150)
     with pytest.warns(RuntimeWarning, match="time_limit"):
-        res = solve_balanced(u, probs, omega, b, 1.0, time_limit=1e-9)
+        res = solve_balanced(u, probs, omega, b, 1.0, method="lp-round", time_limit=1e-9)
     assert not res.optimal
     assert res.status.startswith("time_limit")
     assert res.indices.size == b and np.unique(res.indices).size == b
@@ -458,7 +468,7 @@ def test_optimal_solves_do_not_warn():
     u, probs, omega, b = _instance(300, 6, seed=1, budget=30)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for method in ("lp", "highs", "milp"):
+        for method in ("binary", "lp-round", "highs", "milp"):
             assert solve_balanced(u, probs, omega, b, 1.0, method=method).optimal
 
 
@@ -474,7 +484,7 @@ def test_solve_path_other_methods_match_lp():
     u, probs, omega, b = _instance(150, 4, seed=13, budget=15)
     lams = [0.0, 0.5, 5.0]
     for a, h in zip(
-        solve_path(u, probs, omega, b, lams),
+        solve_path(u, probs, omega, b, lams, method="lp-round"),
         solve_path(u, probs, omega, b, lams, method="highs"),
         strict=True,
     ):
@@ -498,3 +508,189 @@ def test_to_record_is_json_safe_and_small():
     assert rec["gap"] == pytest.approx(res.objective - res.bound)
     assert rec["n_fractional"] <= 9
     assert len(text) < 5000  # no N-sized arrays
+
+
+# ----------------------------------------------------------------------------------------------
+# the binary method against scipy's milp, reductions, scaling and input dtypes
+# ----------------------------------------------------------------------------------------------
+
+
+def _milp_optimum(u, probs, omega, b, lam) -> float:
+    """An independent oracle: the binary problem stated directly for scipy's milp."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    n, c = probs.shape
+    a = np.block(
+        [
+            [probs.T, np.eye(c)],
+            [-probs.T, np.eye(c)],
+            [np.ones((1, n)), np.zeros((1, c))],
+        ]
+    )
+    lo = np.concatenate([omega, -omega, [b]])
+    hi = np.concatenate([np.full(2 * c, np.inf), [b]])
+    res = milp(
+        np.concatenate([-u, np.full(c, lam)]),
+        constraints=LinearConstraint(a, lo, hi),
+        integrality=np.concatenate([np.ones(n), np.zeros(c)]),
+        bounds=Bounds(np.zeros(n + c), np.concatenate([np.ones(n), np.full(c, np.inf)])),
+        options={"mip_rel_gap": 0.0},
+    )
+    assert res.status == 0
+    return float(res.fun)
+
+
+def _small_cases():
+    """≥ 50 small instances over the λ regimes, budgets, ties and Ω shapes the issue names."""
+    cases = []
+    for seed in range(60):
+        rng = np.random.default_rng(1000 + seed)
+        n = int(rng.integers(6, 40))
+        c = int(rng.choice([2, 3, 5]))
+        b = int(rng.choice([1, n - 1, n, max(1, n // 3)]))
+        lam = float(rng.choice([0.0, 0.05, 0.6, 2.0, 10.0, 100.0, 1e4]))
+        probs = rng.dirichlet(np.full(c, 0.5), size=n)
+        u = -(probs * np.log(probs)).sum(axis=1)
+        kind = seed % 4
+        if kind == 1:  # duplicated rows: exact ties in (u, p)
+            probs[n // 2 :] = probs[: n - n // 2]
+            u[n // 2 :] = u[: n - n // 2]
+        elif kind == 2:  # Ω all zero
+            omega = np.zeros(c)
+        if kind != 2:
+            labeled = rng.integers(0, 3 * b + 1, size=c)
+            omega = target_counts(labeled, b)
+        if kind == 3:  # ΣΩ > b: a long tail the budget cannot fill
+            omega = omega + rng.integers(0, 3 * b + 1, size=c)
+        cases.append((u, probs, omega, b, lam))
+    return cases
+
+
+@pytest.mark.parametrize("case", range(60))
+def test_binary_equals_scipy_milp(case):
+    u, probs, omega, b, lam = _small_cases()[case]
+    res = solve_balanced(u, probs, omega, b, lam, method="binary", time_limit=30.0)
+    best = _milp_optimum(u, probs, omega, b, lam)
+    assert res.optimal and res.status == "optimal"
+    assert res.objective == pytest.approx(best, rel=1e-9, abs=1e-9)
+    assert objective(u, probs, omega, lam, res.indices) == pytest.approx(res.objective)
+    assert res.gap >= 0.0 and res.gap <= 1e-8 * max(1.0, abs(best))
+    assert np.unique(res.indices).size == b
+    np.testing.assert_array_equal(np.isin(np.arange(u.size), res.indices), res.z == 1.0)
+
+
+@pytest.mark.parametrize("method", ["binary", "lp-round", "highs", "cvxpy", "milp"])
+def test_every_z_is_feasible_and_every_gap_nonnegative(method):
+    for seed in range(4):
+        u, probs, omega, b = _instance(300, 6, seed=seed, budget=40)
+        probs = probs.astype(np.float32)  # float32 P, as a network gives it
+        probs = probs / probs.sum(axis=1, keepdims=True)
+        for lam in (0.6, 56.0, 300.0):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = solve_balanced(u, probs, omega, b, lam, method=method, time_limit=5.0)
+            assert abs(res.z.sum() - b) <= 1e-12 * b
+            assert res.z.min() >= 0.0 and res.z.max() <= 1.0
+            assert res.gap >= 0.0
+            assert res.bound <= res.lp_objective
+
+
+def test_binary_is_no_worse_than_lp_rounding_and_says_what_changed():
+    u, probs, omega, b = _instance(400, 5, seed=21, budget=40)
+    lp = solve_balanced(u, probs, omega, b, 3.0, method="lp-round")
+    ex = solve_balanced(u, probs, omega, b, 3.0, method="binary", time_limit=30.0)
+    assert ex.objective <= lp.objective + 1e-12
+    assert ex.info["lp_round_objective"] == pytest.approx(lp.objective)
+    assert ex.info["lp_bound"] == pytest.approx(lp.bound, rel=1e-9)
+    changed = b - np.intersect1d(ex.indices, lp.indices).size
+    assert ex.info["picks_changed"] == changed
+    assert ex.info["lp_bound"] <= ex.bound <= ex.objective
+
+
+def test_binary_time_limit_is_reported_with_a_certified_gap():
+    u, probs, omega, b = _instance(2000, 8, seed=3, budget=100)
+    with pytest.warns(RuntimeWarning, match="before proving optimality"):
+        res = solve_balanced(u, probs, omega, b, 1.0, method="binary", time_limit=0.05)
+    assert res.status == "time_limit" and not res.optimal and not res.fallback
+    assert res.info["lp_bound"] <= res.bound <= res.objective
+    assert res.objective <= res.info["lp_round_objective"] + 1e-12
+
+
+@pytest.mark.parametrize("method", ["binary", "lp-round", "highs", "milp"])
+@pytest.mark.parametrize("factor", [1e-8, 1e6])
+def test_scaling_u_and_lam_together_changes_nothing(method, factor):
+    u, probs, omega, b = _instance(120, 4, seed=17, budget=12)
+    lam = 0.8
+    ref = solve_balanced(u, probs, omega, b, lam, method=method, time_limit=30.0)
+    res = solve_balanced(u * factor, probs, omega, b, lam * factor, method=method, time_limit=30.0)
+    np.testing.assert_array_equal(res.indices, ref.indices)
+    assert res.status == ref.status and res.optimal == ref.optimal
+    assert res.objective == pytest.approx(ref.objective * factor, rel=1e-9)
+    assert res.bound == pytest.approx(ref.bound * factor, rel=1e-7)
+
+
+@pytest.mark.parametrize("method", ["binary", "lp-round", "highs", "milp"])
+def test_duplicate_rows_are_merged_exactly(method):
+    rng = np.random.default_rng(5)
+    distinct = rng.dirichlet(np.full(6, 0.4), size=30)  # a collapsed model: 30 distinct rows
+    rows = rng.integers(0, 30, size=600)
+    probs = distinct[rows]
+    u = -(probs * np.log(probs)).sum(axis=1)
+    omega = target_counts(rng.integers(0, 30, size=6), 60)
+    lam = 1.5
+    merged = solve_balanced(u, probs, omega, 60, lam, method=method, time_limit=30.0)
+    assert merged.info["merged_columns"] == 30
+    # the same instance with the duplicates made distinct by a tiny, objective-neutral amount
+    # cannot be merged; both must reach the same optimum
+    jitter = u + np.arange(600) * 1e-13
+    alone = solve_balanced(jitter, probs, omega, 60, lam, method=method, time_limit=30.0)
+    assert "merged_columns" not in alone.info
+    assert merged.optimal and alone.optimal
+    assert merged.objective == pytest.approx(alone.objective, abs=1e-8)
+    if method in ("binary", "milp"):
+        assert merged.objective == pytest.approx(_milp_optimum(u, probs, omega, 60, lam), abs=1e-8)
+    # the units of a merged column go to its lowest-index members
+    for r in set(rows[merged.indices].tolist()):
+        members = np.flatnonzero(rows == r)
+        taken = np.intersect1d(members, merged.indices)
+        np.testing.assert_array_equal(taken, members[: taken.size])
+
+
+def test_one_hot_probabilities_with_constant_u_are_solved_exactly():
+    probs = np.eye(5)[np.arange(2000) % 5]
+    u = np.full(2000, 0.7)
+    omega = np.array([10.0, 0.0, 5.0, 3.0, 2.0])
+    res = solve_balanced(u, probs, omega, 20, 2.0, method="binary")
+    assert res.optimal and res.info["merged_columns"] == 5
+    np.testing.assert_array_equal(np.bincount(np.arange(2000)[res.indices] % 5, minlength=5), omega)
+
+
+def test_half_precision_probabilities_are_accepted_and_renormalized():
+    u, probs, omega, b = _instance(200, 10, seed=8, budget=20)
+    p16 = probs.astype(np.float16)
+    assert np.abs(p16.astype(np.float64).sum(axis=1) - 1).max() > 1e-4  # rounded off
+    res = solve_balanced(u, p16, omega, b, 1.0)
+    ref_p = p16.astype(np.float64)
+    ref_p /= ref_p.sum(axis=1, keepdims=True)
+    ref = solve_balanced(u, ref_p, omega, b, 1.0)
+    np.testing.assert_array_equal(res.indices, ref.indices)
+    # float32 input is held to the tight tolerance and not silently rescaled
+    with pytest.raises(ValueError, match=r"within 0.0001 for dtype float32"):
+        solve_balanced(u, p16.astype(np.float32) * 1.01, omega, b, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("probs", lambda u, p, o: (u, p.astype(np.complex128), o)),
+        ("u", lambda u, p, o: (u.astype(np.complex128), p, o)),
+        ("omega", lambda u, p, o: (u, p, o.astype(str))),
+        ("u", lambda u, p, o: (u.astype(str), p, o)),
+        ("probs", lambda u, p, o: (u, p.astype(object).astype(str), o)),
+    ],
+)
+def test_complex_and_text_arrays_are_refused_by_name(name, make):
+    u, probs, omega, b = _instance(20, 3, seed=2, budget=4)
+    uu, pp, oo = make(u, probs, omega)
+    with pytest.raises(ValueError, match=rf"^{name} must be"):
+        solve_balanced(uu, pp, oo, b, 1.0)

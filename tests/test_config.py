@@ -46,7 +46,7 @@ def test_lam_defaults_follow_the_paper():
         ("cycles", "many", "integer"),
         ("device", "tpu", "auto, cpu, cuda"),
         ("model", "vgg", "smallcnn"),
-        ("solver", "gurobi", "lp, highs, cvxpy, milp"),
+        ("solver", "gurobi", "lp-round, binary, highs, cvxpy, milp"),
         ("dataset", "mnist", "digits"),
         ("dropout", 1.0, "[0, 1)"),
         ("lr", 0, "> 0"),
@@ -80,3 +80,10 @@ def test_json_errors_are_config_errors():
     with pytest.raises(ConfigError, match="object"):
         RunConfig.from_json(json.dumps([1, 2]))
     assert make_config(lr_milestones="10,20", epochs=30).lr_milestones == (10, 20)
+
+
+def test_solver_lp_stored_by_older_runs_reads_as_lp_round():
+    from cbal.config import make_config
+
+    assert make_config(solver="lp").solver == "lp-round"
+    assert make_config(solver="binary").solver == "binary"

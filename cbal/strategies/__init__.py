@@ -26,7 +26,7 @@ class SelectionContext:
     embeddings: np.ndarray | None = None  # (N, d) penultimate features of the pool
     labeled_embeddings: np.ndarray | None = None  # (L, d) features of the labeled set
     lam: float = 0.0
-    solver: str = "lp"
+    solver: str = "lp-round"
     time_limit: float = 60.0
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 

@@ -4,23 +4,34 @@ The CB problem (the paper's Eq. 3) picks ``budget`` pool items::
 
     minimize  -uᵀz + lam · ‖Ω − Pᵀz‖₁   over  z ∈ {0, 1}^N,  Σ z = budget
 
-cbal solves its LP relaxation (0 ≤ z ≤ 1) exactly and takes the top-``budget`` of z. The
-relaxation's dual is ``max_{y ∈ [−lam, lam]^C} yᵀΩ − top_b(u + P y)`` (top_b = sum of the b
-largest entries): any y in the box gives a lower bound (:func:`dual_bound`), which every result
-reports next to the objective of the selected set, so the rounding gap is visible.
+Its LP relaxation (0 ≤ z ≤ 1) has the dual ``max_{y ∈ [−lam, lam]^C} yᵀΩ − top_b(u + P y)``
+(top_b = sum of the b largest entries): any y in the box gives a lower bound (:func:`dual_bound`),
+which every result reports next to the objective of the selected set.
 
-Methods of :func:`solve_balanced`:
+Methods of :func:`solve_balanced` (:data:`METHODS`):
 
-- ``"lp"`` (default, fast, exact): smoothed dual ascent, then column generation with HiGHS on the
-  near-tied items; see :func:`solve_balanced` for why it is exact.
-- ``"highs"``: the same LP on all N columns, straight to HiGHS (slow oracle).
-- ``"cvxpy"``: the problem as written above, relaxed, with cvxpy's default solver (reference).
-- ``"milp"``: the binary problem with HiGHS branch-and-bound under a time limit.
+- ``"lp-round"`` (default): the exact LP relaxation (smoothed dual ascent, then column
+  generation with HiGHS on the near-tied items), rounded to its top-``budget`` items.
+- ``"binary"``: the binary problem itself, solved to proven optimality when time allows. The
+  exact LP bound and its duals fix every item whose reduced cost exceeds the gap between the
+  best binary selection found (LP rounding improved by swaps) and the bound; HiGHS
+  branch-and-bound then searches the items left free. At the time limit it returns the best
+  selection found with its certified gap (status ``"time_limit"``): such a result depends on
+  the machine's speed, a proven one does not.
+- ``"highs"``: the same LP on all N columns, straight to HiGHS (slow oracle), rounded.
+- ``"cvxpy"``: the relaxation as written above, with cvxpy's default solver (reference), rounded.
+- ``"milp"``: the binary problem on all N items with HiGHS branch-and-bound (slow oracle).
+
+Two exact reductions apply to every method but ``cvxpy``: items with identical (u_i, p_i) rows
+are solved as one column whose capacity is their multiplicity, and u and lam are divided by
+``max(max|u|, lam)`` so that the solvers' tolerances are relative.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -33,6 +44,7 @@ from scipy.optimize import Bounds, LinearConstraint, linprog, milp, minimize
 
 __all__ = [
     "METHODS",
+    "METHOD_ALIASES",
     "BalancedResult",
     "class_counts",
     "dual_bound",
@@ -44,7 +56,16 @@ __all__ = [
     "target_counts",
 ]
 
-METHODS = ("lp", "highs", "cvxpy", "milp")
+# The solver methods, the default first, each with the line the CLI and the dashboard show.
+METHODS = {
+    "lp-round": "the exact LP relaxation (dual ascent + column generation), rounded: fast",
+    "binary": "the binary problem, proved optimal within the time limit, else its gap",
+    "highs": "the same LP with plain HiGHS on every column, rounded (slow oracle)",
+    "cvxpy": "the relaxation as written, cvxpy's default solver, rounded (slow reference)",
+    "milp": "the binary problem, plain HiGHS branch-and-bound on every item (slow oracle)",
+}
+# Names stored by older versions: "lp" was the LP rounding (the default before "binary").
+METHOD_ALIASES = {"lp": "lp-round"}
 
 # HiGHS tolerances for the LPs (its defaults are 1e-7); the pricing step uses the same scale.
 _LP_TOL = 1e-9
@@ -57,6 +78,21 @@ _MIN_ADD = 64
 _ASCENT_COLD = (600, 6, 30)  # (work, min, max iterations)
 _ASCENT_WARM = (300, 3, 15)
 _COARSE_DIV = 16
+# Row sums of P may be off by this much (float32/float64 input); lower precisions get more.
+_ROW_TOL = 1e-4
+# Duplicate rows are merged into one capacitated column when at most this many distinct rows
+# remain; the LP over them then goes straight to HiGHS.
+_AGG_MAX_ROWS = 2000
+# The binary method: seconds for its LP relaxation (it must finish for the search to start),
+# the items nearest the LP threshold searched first (at least, or 4 per class), the most free
+# items a branch-and-bound is tried on, and the relative gap below which it counts as proven.
+_BINARY_LP_TIME = 60.0
+_BINARY_WINDOW = 64
+_BINARY_MAX_FREE = 20000
+_BINARY_GAP_TOL = 1e-9
+# Share of the binary time limit for the swap search that finds its first incumbent.
+_SWAP_SHARE = 0.25
+_SWAP_MAX_ROUNDS = 500
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,46 +338,137 @@ class BalancedResult:
 # --------------------------------------------------------------------------------------------
 
 
+def _real_array(name: str, value: Any) -> np.ndarray:
+    """``value`` as a real numeric array; complex, text and object arrays are refused by name."""
+    arr = np.asarray(value)
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name} must be real numbers, got complex dtype {arr.dtype}")
+    if arr.dtype.kind not in "biuf" and arr.dtype.name != "bfloat16":
+        raise ValueError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    return arr
+
+
+def _row_tolerance(dtype: np.dtype) -> tuple[float, bool]:
+    """Allowed row-sum error of P for its dtype, and whether rows are renormalized.
+
+    Probabilities rounded to 16-bit floats (a network run in half precision) have row sums off
+    by a few of their ulps; they are accepted within 8 ulps and renormalized in float64.
+    """
+    if dtype.name == "bfloat16":
+        return 8 * 2.0**-7, True
+    if dtype.kind == "f" and dtype.itemsize <= 2:
+        return 8 * float(np.finfo(dtype).eps), True
+    return _ROW_TOL, False
+
+
+def _checked_probs(probs: Any) -> np.ndarray:
+    raw = _real_array("probs", probs)
+    p = raw.astype(np.float64)
+    if p.ndim != 2:
+        raise ValueError(f"probs must be 2-D (N, C), got shape {p.shape}")
+    if p.shape[0] < 1 or p.shape[1] < 1:
+        raise ValueError(f"probs must have N ≥ 1 rows and C ≥ 1 columns, got shape {p.shape}")
+    if not np.all(np.isfinite(p)):
+        raise ValueError("probs contains NaN or inf")
+    if p.min() < 0:
+        raise ValueError(f"probs must be non-negative, min is {p.min():.3g}")
+    tol, renormalize = _row_tolerance(raw.dtype)
+    sums = p.sum(axis=1)
+    row_err = float(np.abs(sums - 1.0).max())
+    if row_err > tol:
+        raise ValueError(
+            f"probs rows must sum to 1 within {tol:.2g} for dtype {raw.dtype} "
+            f"(max deviation {row_err:.3g})"
+        )
+    return p / sums[:, None] if renormalize else p
+
+
+def _checked_vector(name: str, value: Any, size: int, size_name: str) -> np.ndarray:
+    v = _real_array(name, value).astype(np.float64)
+    if v.ndim != 1 or v.shape[0] != size:
+        raise ValueError(f"{name} must have shape ({size_name}={size},), got {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return v
+
+
+def _top_units(s: np.ndarray, cap: np.ndarray | None, b: int) -> np.ndarray:
+    """z holding the b highest-scoring units (stable: lower index first), 0 ≤ z_i ≤ cap_i."""
+    order = np.argsort(-s, kind="stable")
+    z = np.zeros(s.shape[0])
+    if cap is None:
+        z[order[:b]] = 1.0
+        return z
+    c = cap[order]
+    z[order] = np.clip(b - (np.cumsum(c) - c), 0.0, c)
+    return z
+
+
 class _Problem:
-    """Validated arrays of one CB instance, plus caches shared by the λ of a path."""
+    """Validated arrays of one CB instance, plus caches shared by the λ of a path.
+
+    ``cap`` is None for N single items, or the multiplicity of each column when identical rows
+    were merged (:meth:`merged`); then ``expand`` maps a column z back to the N items.
+    """
 
     def __init__(self, u: Any, probs: Any, omega: Any, budget: Any) -> None:
-        p = np.asarray(probs, dtype=np.float64)
-        if p.ndim != 2:
-            raise ValueError(f"probs must be 2-D (N, C), got shape {p.shape}")
+        p = _checked_probs(probs)
         n, c = p.shape
-        if n < 1 or c < 1:
-            raise ValueError(f"probs must have N ≥ 1 rows and C ≥ 1 columns, got shape {p.shape}")
-        if not np.all(np.isfinite(p)):
-            raise ValueError("probs contains NaN or inf")
-        if p.min() < 0:
-            raise ValueError(f"probs must be non-negative, min is {p.min():.3g}")
-        row_err = float(np.abs(p.sum(axis=1) - 1.0).max())
-        if row_err > 1e-4:
-            raise ValueError(f"probs rows must sum to 1 within 1e-4 (max deviation {row_err:.3g})")
-        uu = np.asarray(u, dtype=np.float64)
-        if uu.ndim != 1 or uu.shape[0] != n:
-            raise ValueError(f"u must have shape (N={n},), got {uu.shape}")
-        if not np.all(np.isfinite(uu)):
-            raise ValueError("u contains NaN or inf")
-        om = np.asarray(omega, dtype=np.float64)
-        if om.ndim != 1 or om.shape[0] != c:
-            raise ValueError(f"omega must have shape (C={c},), got {om.shape}")
-        if not np.all(np.isfinite(om)):
-            raise ValueError("omega contains NaN or inf")
         if (
             isinstance(budget, bool)
             or not isinstance(budget, (int, np.integer))
             or not 1 <= budget <= n
         ):
             raise ValueError(f"budget={budget!r} must be an integer in [1, N={n}]")
-        self.u = np.ascontiguousarray(uu)
+        self.u = np.ascontiguousarray(_checked_vector("u", u, n, "N"))
         self.P = np.ascontiguousarray(p)
-        self.omega = om
+        self.omega = _checked_vector("omega", omega, c, "C")
         self.b = int(budget)
         self.n, self.c = n, c
+        self.cap: np.ndarray | None = None
+        self.groups: np.ndarray | None = None  # (N,) column of each item, when merged
         self._p32: np.ndarray | None = None
         self._colsum: np.ndarray | None = None
+        self._merged: _Problem | None = None
+        self._merge_checked = False
+
+    def scaled(self, factor: float) -> _Problem:
+        """The same instance with u multiplied by ``factor`` (caches shared)."""
+        if self.cap is None:  # fill the caches once, before they are shared
+            _ = self.p32, self.colsum
+        out = copy.copy(self)
+        out.u = self.u * factor
+        return out
+
+    def merged_problem(self) -> _Problem | None:
+        """Identical (u_i, p_i) rows as one column of capacity = multiplicity (ordered by first
+        occurrence); None when all rows are distinct or too many distinct rows remain."""
+        if not self._merge_checked:
+            self._merge_checked = True
+            # a random projection separates distinct rows; only when few distinct values
+            # remain are the rows compared exactly
+            w = np.random.default_rng(0).random(self.c + 1)
+            if np.unique(self.u * w[0] + self.P @ w[1:]).shape[0] <= _AGG_MAX_ROWS:
+                first, groups = _row_groups(self.u, self.P)
+                if first.shape[0] < self.n:
+                    out = copy.copy(self)
+                    out.u, out.P, out.n = self.u[first], self.P[first], int(first.shape[0])
+                    out.cap = np.bincount(groups, minlength=out.n).astype(np.float64)
+                    out.groups = groups
+                    out._p32 = out._colsum = None
+                    self._merged = out
+        return self._merged
+
+    def expand(self, z: np.ndarray) -> np.ndarray:
+        """z over the N items from z over the columns: a column's units go to its members in
+        index order (the last one may get a fraction)."""
+        if self.groups is None:
+            return z
+        return _spread(z, self.groups, np.ones(self.groups.shape[0]))
+
+    @property
+    def upper(self) -> np.ndarray:
+        return np.ones(self.n) if self.cap is None else self.cap
 
     @property
     def p32(self) -> np.ndarray:
@@ -353,7 +480,7 @@ class _Problem:
     @property
     def colsum(self) -> np.ndarray:
         if self._colsum is None:
-            self._colsum = self.P.sum(axis=0)
+            self._colsum = self.upper @ self.P
         return self._colsum
 
     def scores(self, y: np.ndarray) -> np.ndarray:
@@ -362,13 +489,17 @@ class _Problem:
     def bound(self, y: np.ndarray, s: np.ndarray | None = None) -> float:
         if s is None:
             s = self.scores(y)
-        return float(y @ self.omega - _top_sum(s, self.b))
+        if self.cap is None:
+            return float(y @ self.omega - _top_sum(s, self.b))
+        return float(y @ self.omega - s @ _top_units(s, self.cap, self.b))
 
     def topb_z(self, s: np.ndarray) -> np.ndarray:
-        """Indicator of the top-b of s (stable: lower index first among ties)."""
-        z = np.zeros(self.n)
-        z[np.argsort(-s, kind="stable")[: self.b]] = 1.0
-        return z
+        """The top-b units of s (stable: lower index first among ties)."""
+        return _top_units(s, self.cap, self.b)
+
+    def value(self, lam: float, z: np.ndarray) -> float:
+        """``−uᵀz + lam·‖Ω − Pᵀz‖₁`` for z over this problem's columns."""
+        return relaxed_objective(self.u, self.P, self.omega, lam, z)
 
 
 def _check_lam(lam: Any) -> float:
@@ -382,8 +513,9 @@ def _check_lam(lam: Any) -> float:
 
 
 def _check_method(method: Any) -> str:
+    method = METHOD_ALIASES.get(method, method)
     if method not in METHODS:
-        raise ValueError(f"method={method!r} is unknown; choose one of {METHODS}")
+        raise ValueError(f"method={method!r} is unknown; choose one of {tuple(METHODS)}")
     return str(method)
 
 
@@ -452,7 +584,7 @@ def _solve_standard_lp(
     )
     cost = np.concatenate([-prob.u[cols], np.full(2 * c, lam)])
     bounds = np.zeros((k + 2 * c, 2))
-    bounds[:k, 1] = 1.0
+    bounds[:k, 1] = prob.upper[cols]
     bounds[k:, 1] = np.inf
     b_eq = np.append(rhs_counts, rhs_budget)
     # HiGHS now and then stops with an "unknown" model status at tight tolerances: retry with
@@ -482,7 +614,7 @@ def _solve_standard_lp(
         if res.status == 0:
             duals = np.asarray(res.eqlin.marginals, dtype=np.float64)
             return _LPOut(
-                z=np.clip(res.x[:k], 0.0, 1.0),
+                z=np.clip(res.x[:k], 0.0, prob.upper[cols]),
                 y=np.clip(duals[:c], -lam, lam),
                 theta=float(-duals[c]),
                 ok=True,
@@ -588,28 +720,43 @@ def _dual_ascent(
     return y, nfev
 
 
+def _make_feasible(z: np.ndarray, upper: np.ndarray, b: int) -> np.ndarray:
+    """Clip z into [0, upper] and move the solver's residual of Σz = b onto the fractional
+    entries first (then any with room), so that every returned z is feasible to rounding."""
+    z = np.clip(z, 0.0, upper)
+    d = float(b - z.sum())
+    if d == 0.0:
+        return z
+    room = upper - z if d > 0 else z.copy()
+    order = np.argsort(~((z > 0) & (z < upper)), kind="stable")
+    order = order[room[order] > 0]
+    r = room[order]
+    z[order] += np.sign(d) * np.clip(abs(d) - (np.cumsum(r) - r), 0.0, r)
+    return z
+
+
 def _polish_primal(prob: _Problem, lam: float, z: np.ndarray) -> np.ndarray:
     """Make the balanced classes exactly balanced (HiGHS leaves ~1e-9 residuals there).
 
-    Moves only the fractional items, by the smallest correction that zeroes the residuals
-    of the near-balanced classes and keeps Σz = b; kept only if z stays in [0, 1] and the
-    objective does not get worse.
+    Moves only the fractional items, by the smallest correction that zeroes the residuals of
+    the near-balanced classes and keeps Σz = b. Kept only if that system was solved exactly
+    (Σz = b to rounding), z stays in its bounds and the objective does not get worse.
     """
-    frac = np.flatnonzero((z > 1e-9) & (z < 1.0 - 1e-9))
-    resid = prob.omega - _weighted_counts(prob.P, z)
-    free = np.abs(resid) <= 1e-7 * (1.0 + np.abs(prob.omega))
+    frac = np.flatnonzero((z > 1e-9) & (z < prob.upper - 1e-9))
     if frac.size == 0:
         return z
+    resid = prob.omega - _weighted_counts(prob.P, z)
+    free = np.abs(resid) <= 1e-7 * (1.0 + np.abs(prob.omega))
     a = np.vstack([prob.P[frac][:, free].T, np.ones((1, frac.size))])
     rhs = np.append(resid[free], prob.b - z.sum())
     delta = np.linalg.lstsq(a, rhs, rcond=None)[0]
     z_new = z.copy()
     z_new[frac] += delta
-    if z_new[frac].min() < 0.0 or z_new[frac].max() > 1.0:
+    exact = abs(z_new.sum() - prob.b) <= 1e-12 * max(prob.b, 1)
+    inside = z_new[frac].min() >= 0.0 and (z_new[frac] <= prob.upper[frac]).all()
+    if not (exact and inside) or prob.value(lam, z_new) > prob.value(lam, z):
         return z
-    before = relaxed_objective(prob.u, prob.P, prob.omega, lam, z)
-    after = relaxed_objective(prob.u, prob.P, prob.omega, lam, z_new)
-    return z_new if after <= before else z
+    return z_new
 
 
 def _polish_dual(
@@ -623,7 +770,7 @@ def _polish_dual(
     rounding error in the usual non-degenerate case; the caller keeps it only if the bound
     improves, so this can never weaken the certificate.
     """
-    frac = np.flatnonzero((z > 1e-9) & (z < 1.0 - 1e-9))
+    frac = np.flatnonzero((z > 1e-9) & (z < prob.upper - 1e-9))
     resid = prob.omega - _weighted_counts(prob.P, z)
     free = np.abs(resid) <= 1e-7 * (1.0 + np.abs(prob.omega))
     y_new = np.where(free, y, lam * np.sign(resid))
@@ -642,10 +789,11 @@ def _lp_column_generation(
     lam: float,
     time_limit: float,
     warm_start: np.ndarray | None,
-) -> tuple[np.ndarray | None, np.ndarray, float, str, bool, dict[str, Any]]:
+) -> _Solved:
     """Exact LP relaxation by dual ascent + column generation.
 
-    Returns z (N,) or None when no LP was solved, y (C,), bound, status, optimal, info.
+    Without any LP solution (time-out, HiGHS failure) it returns the top-b by the dual
+    ascent's scores, marked as a fallback.
     """
     t0 = time.perf_counter()
     n, c, b = prob.n, prob.c, prob.b
@@ -720,7 +868,6 @@ def _lp_column_generation(
         viol_in = np.flatnonzero((state == 1) & (s < out.theta - tol))
         if viol_out.size == 0 and viol_in.size == 0:
             optimal = True
-            z = _polish_primal(prob, lam, z)
             y_pol = _polish_dual(prob, lam, z, y, out.theta)
             bnd = prob.bound(y_pol)
             if bnd > best_bound:
@@ -745,14 +892,45 @@ def _lp_column_generation(
         t_total=time.perf_counter() - t0,
     )
     if not have_z:
-        # no LP solution at all: the caller falls back to the dual-ascent selection
-        return None, best_y, best_bound, status, False, info
-    return z, (y if optimal else best_y), best_bound, status, optimal, info
+        status = f"{status}; fell back to dual rounding"
+        z = prob.topb_z(prob.scores(best_y))
+        return _Solved(z, best_bound, status, False, best_y, fallback=True, info=info)
+    z = _make_feasible(z, prob.upper, b)
+    if optimal:
+        z = _polish_primal(prob, lam, z)
+    return _Solved(z, best_bound, status, optimal, y if optimal else best_y, info=info)
 
 
 # --------------------------------------------------------------------------------------------
 # The methods
 # --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Solved:
+    """One method's answer on the problem it was given (scaled, possibly merged)."""
+
+    z: np.ndarray  # relaxed or binary z over that problem's columns
+    bound: float  # proven lower bound on the binary optimum
+    status: str
+    optimal: bool  # optimality of the problem the method solves (LP or binary) was proven
+    dual: np.ndarray | None = None
+    fallback: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+    snap: float = 1e-9  # z this close to 0 or 1 is solver noise
+    lp_round: np.ndarray | None = None  # the LP rounding the binary search started from
+    lp_bound: float | None = None  # the LP relaxation's bound, when the binary search ran
+
+    def rescaled(self, prob: _Problem, sigma: float) -> _Solved:
+        """In the caller's units (× sigma) and over the N items."""
+        return dataclasses.replace(
+            self,
+            z=prob.expand(self.z),
+            bound=self.bound * sigma,
+            dual=None if self.dual is None else self.dual * sigma,
+            lp_round=None if self.lp_round is None else prob.expand(self.lp_round),
+            lp_bound=None if self.lp_bound is None else self.lp_bound * sigma,
+        )
 
 
 def _order_selection(z: np.ndarray, u: np.ndarray, b: int) -> np.ndarray:
@@ -767,92 +945,75 @@ def _order_selection(z: np.ndarray, u: np.ndarray, b: int) -> np.ndarray:
     return cand[order[:b]].astype(np.int64)
 
 
-def _finish(
-    prob: _Problem,
-    lam: float,
-    method: str,
-    z: np.ndarray,
-    bound: float,
-    status: str,
-    optimal: bool,
-    t0: float,
-    dual: np.ndarray | None,
-    fallback: bool,
-    info: dict[str, Any],
-    snap: float = 1e-9,
-) -> BalancedResult:
+def _finish(prob: _Problem, lam: float, method: str, sol: _Solved, t0: float) -> BalancedResult:
     # snap solver noise so that ties in z are real ties (the u tie rule then applies)
+    z, snap = sol.z, sol.snap
     z = np.where(np.abs(z) < snap, 0.0, np.where(np.abs(z - 1.0) < snap, 1.0, z))
+    z = _make_feasible(z, np.ones(prob.n), prob.b)  # what the snap moved goes back on Σz = b
     idx = _order_selection(z, prob.u, prob.b)
-    counts = prob.P[idx].sum(axis=0)
-    obj = float(-prob.u[idx].sum() + lam * np.abs(prob.omega - counts).sum())
+    obj = objective(prob.u, prob.P, prob.omega, lam, idx)
+    lp_obj = relaxed_objective(prob.u, prob.P, prob.omega, lam, z)
+    info = dict(sol.info)
+    if sol.lp_bound is not None:
+        info["lp_bound"] = sol.lp_bound
+    if sol.lp_round is not None:
+        rounded = _order_selection(sol.lp_round, prob.u, prob.b)
+        info["lp_round_objective"] = objective(prob.u, prob.P, prob.omega, lam, rounded)
+        info["picks_changed"] = int(prob.b - np.intersect1d(idx, rounded).shape[0])
     return BalancedResult(
         indices=idx,
         z=z,
         objective=obj,
-        lp_objective=relaxed_objective(prob.u, prob.P, prob.omega, lam, z),
-        bound=float(bound),
-        status=status,
-        optimal=bool(optimal),
+        lp_objective=lp_obj,
+        # a lower bound stays one when lowered: never let rounding put it above what it bounds
+        bound=min(float(sol.bound), obj, lp_obj),
+        status=sol.status,
+        optimal=bool(sol.optimal),
         solve_time=time.perf_counter() - t0,
         method=method,
-        dual=dual,
-        fallback=fallback,
+        dual=sol.dual,
+        fallback=sol.fallback,
         lam=lam,
         budget=prob.b,
-        expected_counts=counts,
+        expected_counts=prob.P[idx].sum(axis=0),
         info=info,
     )
 
 
 def _run_lp(
-    prob: _Problem, lam: float, time_limit: float, warm_start: np.ndarray | None, t0: float
-) -> BalancedResult:
+    prob: _Problem, lam: float, time_limit: float, warm_start: np.ndarray | None
+) -> _Solved:
     if lam == 0.0:
         # y = 0 is the only dual point: the exact answer is the stable top-b of u
-        z = prob.topb_z(prob.u)
         y = np.zeros(prob.c)
-        return _finish(prob, lam, "lp", z, prob.bound(y), "optimal", True, t0, y, False, {})
-    if prob.b == prob.n:
-        z = np.ones(prob.n)
+        return _Solved(prob.topb_z(prob.u), prob.bound(y), "optimal", True, y)
+    if prob.b == int(prob.upper.sum()):
         y = lam * np.sign(prob.omega - prob.colsum)
-        return _finish(prob, lam, "lp", z, prob.bound(y), "optimal", True, t0, y, False, {})
-    z_lp, y, bnd, status, optimal, info = _lp_column_generation(prob, lam, time_limit, warm_start)
-    if z_lp is None:
-        status = f"{status}; fell back to dual rounding"
-        warnings.warn(f"CB LP (lp): {status}", RuntimeWarning, stacklevel=3)
-        z = prob.topb_z(prob.scores(y))
-        return _finish(prob, lam, "lp", z, bnd, status, False, t0, y, True, info)
-    z = z_lp
-    if not optimal:
+        return _Solved(prob.upper.copy(), prob.bound(y), "optimal", True, y)
+    if prob.cap is not None:  # merged rows: few columns, a plain LP is fastest
+        return _run_highs(prob, lam, time_limit)
+    sol = _lp_column_generation(prob, lam, time_limit, warm_start)
+    if sol.fallback:
+        warnings.warn(f"CB LP: {sol.status}", RuntimeWarning, stacklevel=4)
+    elif not sol.optimal:
         warnings.warn(
-            f"CB LP (lp) did not prove optimality ({status}); returning its last LP solution",
+            f"CB LP did not prove optimality ({sol.status}); returning its last LP solution",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    return _finish(prob, lam, "lp", z, bnd, status, optimal, t0, y, False, info)
+    return sol
 
 
-def _run_highs(prob: _Problem, lam: float, time_limit: float, t0: float) -> BalancedResult:
+def _run_highs(prob: _Problem, lam: float, time_limit: float) -> _Solved:
     cols = np.arange(prob.n)
     out = _solve_standard_lp(
         prob, lam, cols, prob.omega, float(prob.b), "highs", time_limit, presolve=True
     )
     if not out.ok:
         raise _SolverFailure(out.status)
-    return _finish(
-        prob,
-        lam,
-        "highs",
-        out.z,
-        prob.bound(out.y),
-        "optimal",
-        True,
-        t0,
-        out.y,
-        False,
-        {"lp_iterations": out.iterations},
-    )
+    z = _make_feasible(out.z, prob.upper, prob.b)
+    info = {"lp_iterations": out.iterations}
+    return _Solved(z, prob.bound(out.y), "optimal", True, out.y, info=info)
 
 
 def _cvxpy_dual(prob: _Problem, lam: float, cons: list[Any]) -> np.ndarray:
@@ -871,7 +1032,7 @@ def _cvxpy_dual(prob: _Problem, lam: float, cons: list[Any]) -> np.ndarray:
     return max(cands, key=prob.bound)
 
 
-def _run_cvxpy(prob: _Problem, lam: float, t0: float) -> BalancedResult:
+def _run_cvxpy(prob: _Problem, lam: float) -> _Solved:
     import cvxpy as cp  # heavy import, only for the reference method
 
     u, probs, omega, budget = prob.u, prob.P, prob.omega, prob.b
@@ -884,69 +1045,215 @@ def _run_cvxpy(prob: _Problem, lam: float, t0: float) -> BalancedResult:
         raise _SolverFailure(f"failed: {exc}") from exc
     if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or z.value is None:
         raise _SolverFailure(f"failed: cvxpy status {problem.status}")
-    zv = np.clip(np.asarray(z.value, dtype=np.float64), 0.0, 1.0)
+    zv = _make_feasible(np.asarray(z.value, dtype=np.float64), prob.upper, prob.b)
     try:
-        y = _cvxpy_dual(prob, lam, cons)
-        bnd = prob.bound(y)
+        y: np.ndarray | None = _cvxpy_dual(prob, lam, cons)
+        bnd = prob.bound(y)  # type: ignore[arg-type]
     except (TypeError, ValueError, np.linalg.LinAlgError):
         y, bnd = None, -np.inf
     optimal = problem.status == cp.OPTIMAL
     if not optimal:
-        warnings.warn(f"cvxpy returned status {problem.status}", RuntimeWarning, stacklevel=3)
+        warnings.warn(f"cvxpy returned status {problem.status}", RuntimeWarning, stacklevel=4)
     info = {"solver": str(problem.solver_stats.solver_name)}
     # interior-point z is ~1e-8 off the bounds: snap wider so that ties in z stay ties
-    return _finish(
-        prob, lam, "cvxpy", zv, bnd, str(problem.status), optimal, t0, y, False, info, snap=1e-6
-    )
+    return _Solved(zv, bnd, str(problem.status), optimal, y, info=info, snap=1e-6)
 
 
-def _run_milp(prob: _Problem, lam: float, time_limit: float, t0: float) -> BalancedResult:
-    n, c = prob.n, prob.c
-    # variables [z (N, binary), t (C, ≥ 0)]; rows t + Pᵀz ≥ Ω, t − Pᵀz ≥ −Ω, Σz = b
-    pt = sp.csr_matrix(prob.P.T)
+@dataclass
+class _BranchOut:
+    z: np.ndarray | None  # integral z over all columns, or None without an incumbent
+    bound: float  # lower bound over the selections that agree with `base` outside `cols`
+    optimal: bool
+    status: str
+
+
+def _row_groups(u: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Identical (u_i, p_i) rows: the first row of each group (by first occurrence) and the
+    group of every row."""
+    rows = np.ascontiguousarray(np.column_stack([u, probs]))
+    key = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.shape[0])
+    return first[order], rank[inverse.reshape(-1)]
+
+
+def _spread(zg: np.ndarray, groups: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Per-item z from per-group totals zg: each group's units go to its members in index
+    order, up to each member's upper bound."""
+    order = np.argsort(groups, kind="stable")
+    g, up = groups[order], upper[order]
+    totals = np.bincount(groups, weights=upper, minlength=zg.shape[0])
+    within = (np.cumsum(up) - up) - (np.cumsum(totals) - totals)[g]
+    out = np.empty(groups.shape[0])
+    out[order] = np.clip(zg[g] - within, 0.0, up)
+    return out
+
+
+def _branch_and_bound(
+    prob: _Problem, lam: float, cols: np.ndarray, base: np.ndarray, time_limit: float
+) -> _BranchOut:
+    """The binary problem over the columns ``cols`` with the others held at ``base``
+    (HiGHS branch-and-bound, identical rows among ``cols`` as one integer column)."""
+    rest = base.copy()
+    rest[cols] = 0.0
+    const = -float(prob.u @ rest)
+    first, groups = _row_groups(prob.u[cols], prob.P[cols])
+    k, c = first.shape[0], prob.c
+    cap = np.bincount(groups, weights=prob.upper[cols], minlength=k)
+    pg = prob.P[cols[first]]
     eye = sp.identity(c, format="csr")
-    a = sp.vstack(
+    a_eq = sp.vstack(
         [
-            sp.hstack([pt, eye]),
-            sp.hstack([-pt, eye]),
-            sp.hstack([sp.csr_matrix(np.ones((1, n))), sp.csr_matrix((1, c))]),
+            sp.hstack([sp.csr_matrix(pg.T), eye, -eye]),
+            sp.hstack([sp.csr_matrix(np.ones((1, k))), sp.csr_matrix((1, 2 * c))]),
         ],
         format="csr",
     )
-    lower = np.concatenate([prob.omega, -prob.omega, [prob.b]])
-    upper = np.concatenate([np.full(2 * c, np.inf), [prob.b]])
+    rhs = np.append(prob.omega - _weighted_counts(prob.P, rest), prob.b - rest.sum())
     res = milp(
-        np.concatenate([-prob.u, np.full(c, lam)]),
-        constraints=LinearConstraint(a, lower, upper),
-        integrality=np.concatenate([np.ones(n), np.zeros(c)]),
-        bounds=Bounds(np.zeros(n + c), np.concatenate([np.ones(n), np.full(c, np.inf)])),
-        options={"time_limit": float(time_limit), "mip_rel_gap": 1e-9, "disp": False},
+        np.concatenate([-prob.u[cols[first]], np.full(2 * c, lam)]),
+        constraints=LinearConstraint(a_eq, rhs, rhs),
+        integrality=np.concatenate([np.ones(k), np.zeros(2 * c)]),
+        bounds=Bounds(np.zeros(k + 2 * c), np.concatenate([cap, np.full(2 * c, np.inf)])),
+        options={"time_limit": float(max(time_limit, 1e-3)), "mip_rel_gap": 1e-9, "disp": False},
     )
     msg = str(res.message)
-    if res.x is None:
-        timed_out = res.status == 1 and "time" in msg.lower()
-        raise _SolverFailure("time_limit" if timed_out else f"failed: {msg}")
-    z = np.zeros(n)
-    # the incumbent is integral up to HiGHS's tolerance; keep exactly b picks
-    z[np.argsort(-np.asarray(res.x[:n]), kind="stable")[: prob.b]] = 1.0
     optimal = res.status == 0
-    if optimal:
-        status = "optimal"
-    elif res.status == 1 and "time" in msg.lower():
-        status = "time_limit"
-    else:
-        status = f"failed: {msg}"
-    if not optimal:
+    status = "optimal" if optimal else ("time_limit" if "time" in msg.lower() else msg)
+    dual = getattr(res, "mip_dual_bound", None)
+    bound = float(dual) + const if dual is not None and np.isfinite(dual) else -np.inf
+    if res.x is None:
+        return _BranchOut(None, bound, False, status)
+    zg = np.clip(np.rint(res.x[:k]), 0.0, cap)
+    if zg.sum() != rhs[-1]:  # pragma: no cover - HiGHS keeps Σz = b within its tolerance
+        return _BranchOut(None, bound, False, f"{status}; incumbent off the budget")
+    z = rest
+    z[cols] = _spread(zg, groups, prob.upper[cols])
+    return _BranchOut(z, bound, optimal, status)
+
+
+def _run_milp(prob: _Problem, lam: float, time_limit: float) -> _Solved:
+    out = _branch_and_bound(prob, lam, np.arange(prob.n), np.zeros(prob.n), time_limit)
+    if out.z is None:
+        raise _SolverFailure(out.status if out.status == "time_limit" else f"failed: {out.status}")
+    if not out.optimal:
         warnings.warn(
-            f"CB MILP did not prove optimality ({status}); returning its incumbent",
+            f"CB MILP did not prove optimality ({out.status}); returning its incumbent",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    bnd = getattr(res, "mip_dual_bound", None)
-    bnd = float(bnd) if bnd is not None and np.isfinite(bnd) else -np.inf
-    gap = getattr(res, "mip_gap", None)
-    info = {"mip_gap": None if gap is None else float(gap)}
-    return _finish(prob, lam, "milp", z, bnd, status, optimal, t0, None, False, info)
+    return _Solved(out.z, out.bound, out.status, out.optimal)
+
+
+def _round_lp(prob: _Problem, z: np.ndarray) -> np.ndarray:
+    """The LP z rounded to b whole units: its integral part, then the largest fractions
+    (ties by descending u, then ascending index)."""
+    base = np.minimum(np.floor(z + 1e-9), prob.upper)
+    frac = z - base
+    order = np.lexsort((-prob.u, -frac))
+    order = order[base[order] < prob.upper[order]]
+    base[order[: int(round(prob.b - base.sum()))]] += 1.0
+    return base
+
+
+def _swap_search(
+    prob: _Problem, lam: float, z: np.ndarray, cand: np.ndarray, t_end: float
+) -> np.ndarray:
+    """Best-improvement swaps (one unit out, one in) among the items ``cand``, until none
+    improves the objective or time runs out: a fast, good incumbent for the exact search."""
+    z = z.copy()
+    p, u = prob.P[cand], prob.u[cand]
+    resid = prob.omega - _weighted_counts(prob.P, z)
+    for _ in range(_SWAP_MAX_ROUNDS):
+        if time.perf_counter() >= t_end:
+            break
+        zc = z[cand]
+        out = np.flatnonzero(zc >= 1.0)
+        inn = np.flatnonzero(zc <= prob.upper[cand] - 1.0)
+        if out.size == 0 or inn.size == 0:
+            break
+        base = np.abs(resid).sum()
+        # objective change of moving a unit from each `out` item to each `inn` item
+        moved = resid[None, None, :] + p[out][:, None, :] - p[inn][None, :, :]
+        delta = u[out][:, None] - u[inn][None, :] + lam * (np.abs(moved).sum(axis=2) - base)
+        i, j = np.unravel_index(int(np.argmin(delta)), delta.shape)
+        if not delta[i, j] < -_BINARY_GAP_TOL * (1.0 + abs(base)):
+            break
+        z[cand[out[i]]] -= 1.0
+        z[cand[inn[j]]] += 1.0
+        resid += p[out[i]] - p[inn[j]]
+    return z
+
+
+def _cover_bound(lb: float, r: np.ndarray, cols: np.ndarray, out: _BranchOut) -> float:
+    """A bound on every selection: those that agree with the base outside ``cols`` are bounded
+    by the branch-and-bound, the others by the LP bound plus their cheapest reduced cost."""
+    outside = np.ones(r.shape[0], dtype=bool)
+    outside[cols] = False
+    rest = lb + float(r[outside].min()) if outside.any() else np.inf
+    return max(lb, min(out.bound, rest))
+
+
+def _run_binary(
+    prob: _Problem, lam: float, time_limit: float, warm_start: np.ndarray | None
+) -> _Solved:
+    """The binary optimum: LP bound, reduced-cost fixing, branch-and-bound on the free items.
+
+    With y the LP's dual, s = u + P y and θ the score of the b-th unit, every selection z
+    satisfies f(z) ≥ LB + Σ_i |s_i − θ|·|z_i − top_i| (top = the top-b of s). So an item whose
+    reduced cost |s_i − θ| exceeds the gap UB − LB to the best selection found stays at top_i in
+    every better selection: only the others are searched. The nearest items to θ are searched
+    first (they usually hold the optimum, which makes the gap, and so the free set, small).
+    """
+    lp = _run_lp(prob, lam, _BINARY_LP_TIME, warm_start)
+    t_start = time.perf_counter()
+    info: dict[str, Any] = {**lp.info, "lp_status": lp.status}
+    lp_round = _round_lp(prob, lp.z)
+    if lp.dual is None or np.array_equal(lp_round, lp.z):  # an integral LP optimum is binary
+        return dataclasses.replace(lp, z=lp_round, lp_round=lp_round, info=info)
+    s = prob.scores(lp.dual)
+    top = prob.topb_z(s)
+    r = np.abs(s - s[top > 0].min())
+    lb = prob.bound(lp.dual, s)
+    k = min(prob.n, max(_BINARY_WINDOW, 4 * (prob.c + 1)))
+    near = np.argpartition(r, k - 1)[:k] if k < prob.n else np.arange(prob.n)
+    window = np.union1d(near, np.flatnonzero(top != lp_round))
+    best = _swap_search(prob, lam, lp_round, window, t_start + _SWAP_SHARE * time_limit)
+    ub = prob.value(lam, best)
+    tol = _BINARY_GAP_TOL * max(1.0, abs(ub))
+    bound, searched, proven = lb, window, False
+    for attempt in range(2):
+        left = time_limit - (time.perf_counter() - t_start)
+        if left <= 0:
+            break
+        out = _branch_and_bound(prob, lam, searched, top, left)
+        if out.z is not None and prob.value(lam, out.z) < ub:
+            best, ub = out.z, prob.value(lam, out.z)
+        bound = max(bound, _cover_bound(lb, r, searched, out))
+        free = np.flatnonzero(r <= ub - lb + tol)
+        proven = ub - bound <= tol
+        if proven or attempt or np.isin(free, searched).all() or free.size > _BINARY_MAX_FREE:
+            break
+        searched = free
+    info.update(
+        lp_bound=lb,
+        free_items=int(np.count_nonzero(r <= ub - lb + tol)),
+        searched_items=int(searched.shape[0]),
+        t_search=time.perf_counter() - t_start,
+    )
+    status = "optimal" if proven else "time_limit"
+    if not proven:
+        warnings.warn(
+            f"CB binary search stopped before proving optimality ({info['free_items']} free "
+            "items); returning the best selection found with its certified gap",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    return _Solved(
+        best, min(bound, ub), status, proven, lp.dual, info=info, lp_round=lp_round, lp_bound=lb
+    )
 
 
 _THREADPOOL: Any = None
@@ -978,6 +1285,20 @@ class _SolverFailure(Exception):
     """A method gave no usable solution; the message is the status to report."""
 
 
+def _dispatch(
+    prob: _Problem, lam: float, method: str, time_limit: float, warm: np.ndarray | None
+) -> _Solved:
+    if method == "binary":
+        return _run_binary(prob, lam, time_limit, warm)
+    if method == "lp-round":
+        return _run_lp(prob, lam, time_limit, warm)
+    if method == "highs":
+        return _run_highs(prob, lam, time_limit)
+    if method == "cvxpy":
+        return _run_cvxpy(prob, lam)
+    return _run_milp(prob, lam, time_limit)
+
+
 def _solve(
     prob: _Problem,
     lam: float,
@@ -986,32 +1307,26 @@ def _solve(
     warm_start: np.ndarray | None,
 ) -> BalancedResult:
     t0 = time.perf_counter()
-    try:
-        if method == "lp":
-            with _single_thread_blas():
-                return _run_lp(prob, lam, time_limit, warm_start, t0)
-        if method == "highs":
-            return _run_highs(prob, lam, time_limit, t0)
-        if method == "cvxpy":
-            return _run_cvxpy(prob, lam, t0)
-        return _run_milp(prob, lam, time_limit, t0)
-    except _SolverFailure as exc:
-        if method == "lp":  # pragma: no cover - _run_lp handles its own failures
-            raise
-        status = f"{exc}; fell back to lp rounding"
-        warnings.warn(f"CB solver {method!r}: {status}", RuntimeWarning, stacklevel=3)
-        with _single_thread_blas():
-            fb = _run_lp(prob, lam, time_limit, warm_start, t0)
-        return BalancedResult(
-            **{
-                **fb.__dict__,
-                "status": status,
-                "optimal": False,
-                "method": method,
-                "fallback": True,
-                "solve_time": time.perf_counter() - t0,
-            }
-        )
+    # relative tolerances: the solvers see u and lam divided by the larger of the two
+    sigma = max(float(np.abs(prob.u).max()), lam) or 1.0
+    # merged rows break ties by column, not by item: at lam = 0 the stable top-b of u is kept
+    merge = method != "cvxpy" and lam > 0
+    work = (prob.merged_problem() if merge else None) or prob
+    work = work.scaled(1.0 / sigma)
+    lam_s = lam / sigma
+    warm = None if warm_start is None else warm_start / sigma
+    with _single_thread_blas():
+        try:
+            sol = _dispatch(work, lam_s, method, time_limit, warm)
+        except _SolverFailure as exc:
+            status = f"{exc}; fell back to lp rounding"
+            warnings.warn(f"CB solver {method!r}: {status}", RuntimeWarning, stacklevel=3)
+            sol = dataclasses.replace(
+                _run_lp(work, lam_s, time_limit, warm), status=status, optimal=False, fallback=True
+            )
+    if work.cap is not None:
+        sol.info["merged_columns"] = work.n
+    return _finish(prob, lam, method, sol.rescaled(work, sigma), t0)
 
 
 def solve_balanced(
@@ -1020,57 +1335,62 @@ def solve_balanced(
     omega: np.ndarray,
     budget: int,
     lam: float,
-    method: str = "lp",
+    method: str = "lp-round",
     time_limit: float = 60.0,
     warm_start: np.ndarray | None = None,
 ) -> BalancedResult:
     """Select ``budget`` items by the class-balanced problem (Bengar et al., Eq. 3).
 
-    ``minimize −uᵀz + lam·‖Ω − Pᵀz‖₁  s.t.  z ∈ {0,1}^N, Σz = budget``; the LP methods relax
-    z to [0, 1] and select the top-``budget`` of z (ties by descending u, then index).
+    ``minimize −uᵀz + lam·‖Ω − Pᵀz‖₁  s.t.  z ∈ {0,1}^N, Σz = budget``. ``"binary"`` and
+    ``"milp"`` solve it as stated; the LP methods relax z to [0, 1] and select the
+    top-``budget`` of z (ties by descending u, then index).
 
     Parameters
     ----------
     u : ndarray, shape (N,)
-        Informativeness (entropy, BALD …).
+        Informativeness (entropy, BALD …), real.
     probs : ndarray, shape (N, C)
-        Class probabilities, rows summing to 1.
+        Class probabilities, rows summing to 1 (within 1e-4; float16/bfloat16 input within
+        8 of its ulps, then renormalized).
     omega : ndarray, shape (C,)
         Target counts Ω (:func:`target_counts`).
     budget : int
         Number of items to select, in [1, N].
     lam : float
         Weight of the balance term, ≥ 0. ``lam = 0`` gives ``argsort(-u, kind="stable")[:b]``.
-    method : {"lp", "highs", "cvxpy", "milp"}
-        ``"lp"``: exact LP relaxation, fast (below). ``"highs"``: the same LP on all columns
-        in HiGHS (slow). ``"cvxpy"``: the relaxation stated in cvxpy, default solver
-        (reference; ignores ``time_limit``). ``"milp"``: binary problem in HiGHS.
+    method : {"binary", "lp-round", "highs", "cvxpy", "milp"}
+        See the module docstring; ``"lp"`` is read as ``"lp-round"``.
     time_limit : float
-        Seconds for the solver (``lp``, ``highs``, ``milp``).
+        Seconds: the binary search after the LP (``binary``; its LP gets up to 60 s), the LP
+        (``lp-round``, ``highs``), the branch-and-bound (``milp``). cvxpy ignores it.
     warm_start : ndarray, shape (C,), optional
-        A dual y for ``lp``, e.g. ``previous.dual * lam / previous.lam``.
+        A dual y for ``binary`` and ``lp-round``, e.g. ``previous.dual * lam / previous.lam``.
 
     Returns
     -------
     BalancedResult
+        ``bound`` is a proven lower bound on the binary optimum, so ``gap = objective − bound``
+        (≥ 0) bounds how far the selection may be from it; ``binary`` reports in ``info`` the
+        LP bound, the LP rounding's objective and how many of its picks the search changed.
 
     Notes
     -----
-    ``"lp"`` works on the dual ``max_{|y|≤lam} yᵀΩ − top_b(u + P y)``, concave in C variables.
-    (1) L-BFGS-B on a smoothed dual gives y whose score ordering s = u + P y is nearly right.
-    (2) Items ranked clearly inside (outside) the top-b by s are fixed at z = 1 (0); an exact
-    LP over the rest (≈ 2(C + 1) columns, HiGHS dual simplex) gives z and duals (y, θ).
-    (3) Pricing all N items with those duals: an outside item with s_i > θ or a fixed item
-    with s_i < θ has a reduced cost of the wrong sign and is freed into the LP; repeat. When
-    none is left, (z, y, θ) satisfy the optimality conditions of the full LP, so z is an exact
-    optimum (to HiGHS's 1e-9 tolerances). (4) Complementary slackness then polishes z (zero
-    residual on the balanced classes) and y (fractional items exactly on θ), so that
-    ``bound`` = dual value at y certifies the LP value to ~1e-15 relative in practice.
-    At ``lam = 0`` the answer is the stable top-b of u (no solver).
+    The LP (``binary`` and ``lp-round``) works on the dual
+    ``max_{|y|≤lam} yᵀΩ − top_b(u + P y)``, concave in C variables. (1) L-BFGS-B on a smoothed
+    dual gives y whose score ordering s = u + P y is nearly right. (2) Items ranked clearly
+    inside (outside) the top-b by s are fixed at z = 1 (0); an exact LP over the rest
+    (≈ 2(C + 1) columns, HiGHS dual simplex) gives z and duals (y, θ). (3) Pricing all N items
+    with those duals: an outside item with s_i > θ or a fixed item with s_i < θ has a reduced
+    cost of the wrong sign and is freed into the LP; repeat. When none is left, (z, y, θ)
+    satisfy the optimality conditions of the full LP, so z is an exact optimum (to HiGHS's
+    tolerances, relative after the scaling). (4) Complementary slackness polishes y, so that
+    ``bound`` = dual value at y certifies the LP value to rounding error in practice.
+    ``binary`` then searches as :func:`_run_binary` describes.
 
     A failure or time-out is never silent: a warning, ``optimal=False`` and the status text.
-    If ``highs``, ``cvxpy`` or ``milp`` yield no solution, the ``lp`` rounding is returned with
-    ``fallback=True``; a timed-out ``milp`` with an incumbent returns it (``"time_limit"``).
+    If ``highs``, ``cvxpy`` or ``milp`` yield no solution, the LP rounding is returned with
+    ``fallback=True``; a timed-out ``binary`` or ``milp`` returns its best selection
+    (``"time_limit"``) with its certified bound.
     """
     prob = _Problem(u, probs, omega, budget)
     lam_v = _check_lam(lam)
@@ -1086,13 +1406,14 @@ def solve_path(
     omega: np.ndarray,
     budget: int,
     lams: Sequence[float] | np.ndarray,
-    method: str = "lp",
+    method: str = "lp-round",
     time_limit: float = 60.0,
 ) -> list[BalancedResult]:
     """Solve for each λ in ``lams`` (in the given order), warm-starting from the previous.
 
-    The dual of the previous λ, scaled by λ'/λ, starts the next (``lp`` only; other methods
-    solve each λ independently). Validation and the float32 copy of ``probs`` are shared.
+    The dual of the previous λ, scaled by λ'/λ, starts the next (``binary`` and ``lp-round``;
+    other methods solve each λ independently). Validation, the merged rows and the float32
+    copy of ``probs`` are shared.
 
     Returns
     -------
@@ -1106,7 +1427,8 @@ def solve_path(
     prev: BalancedResult | None = None
     for lam_v in lam_list:
         ws = None
-        if method == "lp" and prev is not None and prev.dual is not None and prev.lam > 0:
+        warmable = method in ("binary", "lp-round")
+        if warmable and prev is not None and prev.dual is not None and prev.lam > 0:
             ws = prev.dual * (lam_v / prev.lam)
         res = _solve(prob, lam_v, method, tl, ws)
         out.append(res)
