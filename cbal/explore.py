@@ -663,14 +663,9 @@ def _from_result(
     )
 
 
-def _reselect_kcenter(
-    ca: CycleArrays,
-    name: str,
-    lam: float,
-    u: np.ndarray,
-    u_source: str,
-    notes: tuple[str, ...],
-) -> Reselection:
+def _kcenter_notes(
+    ca: CycleArrays, name: str, lam: float, notes: tuple[str, ...]
+) -> tuple[str, ...]:
     emb, lab = _kcenter_arrays(ca)
     est = estimate_seconds(ca, name, lam)
     if est > SLOW_SECONDS:
@@ -679,11 +674,19 @@ def _reselect_kcenter(
             f"KCenterGreedy on N={ca.n_pool} × d={emb.shape[1]} with L={lab.shape[0]} labeled: "
             f"estimated {est:.0f} s",
         )
-    t0 = time.perf_counter()
-    if lam == 0:
-        picks = kcenter.kcenter_greedy(emb, lab, ca.budget)
-    else:
-        picks = kcenter.kcenter_greedy(emb, lab, ca.budget, probs=ca.probs, omega=ca.omega, lam=lam)
+    return notes
+
+
+def _kcenter_point(
+    ca: CycleArrays,
+    name: str,
+    lam: float,
+    picks: np.ndarray,
+    seconds: float,
+    u: np.ndarray,
+    u_source: str,
+    notes: tuple[str, ...],
+) -> Reselection:
     return _summarize(
         ca,
         strategy=name,
@@ -694,10 +697,46 @@ def _reselect_kcenter(
         u_source=u_source,
         status="greedy",
         optimal=None,
-        solve_time=time.perf_counter() - t0,
+        solve_time=seconds,
         method="greedy",
-        estimated_time=est,
-        notes=notes,
+        estimated_time=estimate_seconds(ca, name, lam),
+        notes=_kcenter_notes(ca, name, lam, notes),
+    )
+
+
+def _reselect_kcenter(
+    ca: CycleArrays,
+    name: str,
+    lam: float,
+    u: np.ndarray,
+    u_source: str,
+    notes: tuple[str, ...],
+) -> Reselection:
+    emb, lab = _kcenter_arrays(ca)
+    t0 = time.perf_counter()
+    picks = kcenter.kcenter_greedy(emb, lab, ca.budget, probs=ca.probs, omega=ca.omega, lam=lam)
+    return _kcenter_point(ca, name, lam, picks, time.perf_counter() - t0, u, u_source, notes)
+
+
+def _kcenter_path(
+    ca: CycleArrays,
+    name: str,
+    grid: np.ndarray,
+    u: np.ndarray,
+    u_source: str,
+    notes: tuple[str, ...],
+) -> tuple[Reselection, ...]:
+    """The greedy at every λ, with the labeled-set distances computed once; each point's
+    time is the path's average."""
+    emb, lab = _kcenter_arrays(ca)
+    t0 = time.perf_counter()
+    all_picks = kcenter.kcenter_greedy_path(
+        emb, lab, ca.budget, grid, probs=ca.probs, omega=ca.omega
+    )
+    each = (time.perf_counter() - t0) / len(all_picks)
+    return tuple(
+        _kcenter_point(ca, name, float(v), picks, each, u, u_source, notes)
+        for v, picks in zip(grid, all_picks, strict=True)
     )
 
 
@@ -729,7 +768,7 @@ def lambda_path(
     u, u_source = informativeness(ca, name if mode == "cb" else None)
     t0 = time.perf_counter()
     if mode == "kcenter":
-        points = tuple(_reselect_kcenter(ca, name, float(v), u, u_source, notes) for v in grid)
+        points = _kcenter_path(ca, name, grid, u, u_source, notes)
     else:
         tl = ca.time_limit if time_limit is None else float(time_limit)
         results = balance.solve_path(

@@ -439,3 +439,26 @@ def test_coreset_budget_equals_pool():
     x, lab = small_instance(3, n=5)
     res = coreset_mip(x, lab, 5)
     assert res.optimal and res.radius == 0.0 and sorted(res.indices.tolist()) == list(range(5))
+
+
+def test_greedy_path_equals_one_greedy_per_lambda(monkeypatch):
+    from cbal.strategies import balance
+
+    rng = np.random.default_rng(3)
+    emb = rng.normal(size=(400, 8))
+    lab = rng.normal(size=(30, 8))
+    probs = rng.dirichlet(np.full(5, 0.5), size=400)
+    omega = balance.target_counts(np.array([10, 2, 8, 6, 4]), 25)
+    lams = [0.0, 0.5, 5.0, 50.0]
+    calls = []
+    real = kcenter._min_dist
+    monkeypatch.setattr(kcenter, "_min_dist", lambda *a: calls.append(1) or real(*a))
+    path = kcenter.kcenter_greedy_path(emb, lab, 25, lams, probs=probs, omega=omega)
+    assert len(calls) == 1  # the labeled-set distances once for the whole path
+    for lam, picks in zip(lams, path, strict=True):
+        alone = kcenter.kcenter_greedy(emb, lab, 25, probs=probs, omega=omega, lam=lam)
+        np.testing.assert_array_equal(picks, alone)
+    with pytest.raises(ValueError, match="lam must be >= 0"):
+        kcenter.kcenter_greedy_path(emb, lab, 25, [1.0, -1.0], probs=probs, omega=omega)
+    with pytest.raises(ValueError, match="probs is required"):
+        kcenter.kcenter_greedy_path(emb, lab, 25, [1.0])

@@ -85,10 +85,10 @@ _ROW_TOL = 1e-4
 _AGG_MAX_ROWS = 2000
 # The binary method: seconds for its LP relaxation (it must finish for the search to start),
 # the items nearest the LP threshold searched first (at least, or 4 per class), the most free
-# items a branch-and-bound is tried on, and the relative gap below which it counts as proven.
+# items a branch-and-bound is given, and the relative gap below which it counts as proven.
 _BINARY_LP_TIME = 60.0
 _BINARY_WINDOW = 64
-_BINARY_MAX_FREE = 20000
+_BINARY_MAX_FREE = 5000
 _BINARY_GAP_TOL = 1e-9
 # Share of the binary time limit for the swap search that finds its first incumbent.
 _SWAP_SHARE = 0.25
@@ -1234,11 +1234,13 @@ def _run_binary(
         bound = max(bound, _cover_bound(lb, r, searched, out))
         free = np.flatnonzero(r <= ub - lb + tol)
         proven = ub - bound <= tol
-        if proven or attempt or np.isin(free, searched).all() or free.size > _BINARY_MAX_FREE:
+        if proven or attempt or np.isin(free, searched).all():
             break
+        # then every free item, or as many of the nearest to θ as a search can take
+        if free.size > _BINARY_MAX_FREE:
+            free = np.argpartition(r, _BINARY_MAX_FREE - 1)[:_BINARY_MAX_FREE]
         searched = free
     info.update(
-        lp_bound=lb,
         free_items=int(np.count_nonzero(r <= ub - lb + tol)),
         searched_items=int(searched.shape[0]),
         t_search=time.perf_counter() - t_start,

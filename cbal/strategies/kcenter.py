@@ -30,7 +30,13 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.spatial.distance import cdist
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "CoresetResult", "coreset_mip", "kcenter_greedy"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "CoresetResult",
+    "coreset_mip",
+    "kcenter_greedy",
+    "kcenter_greedy_path",
+]
 
 #: Rows per block when distances to the labeled set are computed (block = chunk x chunk floats).
 DEFAULT_CHUNK_SIZE = 2048
@@ -390,35 +396,70 @@ def _greedy(
     return picks, radius
 
 
-def _greedy_state(
+@dataclass
+class _PoolState:
+    """A validated pool: centered features, their norms and the distances to the labeled set
+    (independent of λ, so a λ path computes them once)."""
+
+    x: np.ndarray
+    x_norms: np.ndarray
+    d: np.ndarray
+    lab: np.ndarray
+    virtual_first: bool
+    budget: int
+    chunk_size: int
+    probs: np.ndarray | None
+    omega: np.ndarray | None
+
+    def check_lam(self, lam: Any) -> float:
+        val = _check_real(lam, "lam")
+        if val < 0:
+            raise ValueError(f"lam must be >= 0, got {val}")
+        if val > 0 and self.probs is None:
+            raise ValueError("probs is required when lam > 0 (the balancing term uses P)")
+        if val > 0 and self.omega is None:
+            raise ValueError("omega is required when lam > 0 (the balancing term uses Omega)")
+        return val
+
+    def greedy(self, lam: float, final_radius: bool = False) -> tuple[np.ndarray, float]:
+        tracker, coef = None, 0.0
+        if lam > 0:
+            assert self.probs is not None and self.omega is not None
+            tracker = _L1Tracker(self.probs, self.omega)
+            coef = lam / self.probs.shape[1]
+        return _greedy(
+            self.x,
+            self.x_norms,
+            self.d.copy(),  # the greedy updates its distances in place
+            self.budget,
+            self.virtual_first,
+            tracker,
+            coef,
+            self.chunk_size,
+            final_radius,
+        )
+
+
+def _pool_state(
     embeddings: Any,
     labeled_embeddings: Any,
     budget: Any,
     probs: Any,
     omega: Any,
-    lam: Any,
     chunk_size: Any,
-    final_radius: bool = False,
-) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
-    """Validated greedy run: (picks, final radius or NaN, centered pool, centered labeled)."""
+) -> _PoolState:
+    """Validate the inputs and compute the distances of the pool to the labeled set."""
     x_in, lab_in = _check_pool(embeddings, labeled_embeddings)
     n = x_in.shape[0]
     budget = _check_int(budget, "budget", 1, n)
-    lam = _check_real(lam, "lam")
-    if lam < 0:
-        raise ValueError(f"lam must be >= 0, got {lam}")
     chunk_size = _check_int(chunk_size, "chunk_size", 1)
 
     p = om = None
-    if probs is not None or lam > 0:
-        if probs is None:
-            raise ValueError("probs is required when lam > 0 (the balancing term uses P)")
+    if probs is not None:
         p = _as_matrix(probs, "probs")
         if p.shape[0] != n or p.shape[1] < 1:
             raise ValueError(f"probs must have shape ({n}, C) like the pool, got {p.shape}")
-    if omega is not None or lam > 0:
-        if omega is None:
-            raise ValueError("omega is required when lam > 0 (the balancing term uses Omega)")
+    if omega is not None:
         om = np.asarray(omega, dtype=np.float64)
         n_classes = p.shape[1] if p is not None else om.size
         if om.shape != (n_classes,):
@@ -436,17 +477,7 @@ def _greedy_state(
         d = np.sqrt(x_norms.astype(np.float64))
     else:
         d = _min_dist(x, x_norms, lab, _sq_norms(lab), chunk_size)
-
-    tracker = None
-    coef = 0.0
-    if lam > 0:
-        assert p is not None and om is not None
-        tracker = _L1Tracker(p, om)
-        coef = lam / p.shape[1]
-    picks, radius = _greedy(
-        x, x_norms, d, budget, virtual_first, tracker, coef, chunk_size, final_radius
-    )
-    return picks, radius, x, lab
+    return _PoolState(x, x_norms, d, lab, virtual_first, budget, chunk_size, p, om)
 
 
 def kcenter_greedy(
@@ -513,10 +544,32 @@ def kcenter_greedy(
     ``p_jc``, O(N * C) at worst. No N x N or N x L matrix is formed; extra memory is
     O(N * (C + d) + budget * d + chunk_size ** 2).
     """
-    picks, _, _, _ = _greedy_state(
-        embeddings, labeled_embeddings, budget, probs, omega, lam, chunk_size
-    )
-    return picks
+    lam = _check_real(lam, "lam")  # before the distances: a bad λ fails fast
+    if lam < 0:
+        raise ValueError(f"lam must be >= 0, got {lam}")
+    state = _pool_state(embeddings, labeled_embeddings, budget, probs, omega, chunk_size)
+    return state.greedy(state.check_lam(lam))[0]
+
+
+def kcenter_greedy_path(
+    embeddings: np.ndarray,
+    labeled_embeddings: np.ndarray | None,
+    budget: int,
+    lams: Any,
+    *,
+    probs: np.ndarray | None = None,
+    omega: np.ndarray | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> list[np.ndarray]:
+    """:func:`kcenter_greedy` at every λ of ``lams``, in that order.
+
+    The distances of the pool to the labeled set do not depend on λ: they are computed once
+    (the O(N · L · d) pass that dominates one run), then the greedy runs per λ. Each entry
+    equals ``kcenter_greedy(..., lam=λ)``.
+    """
+    state = _pool_state(embeddings, labeled_embeddings, budget, probs, omega, chunk_size)
+    checked = [state.check_lam(v) for v in np.asarray(lams, dtype=object).reshape(-1)]
+    return [state.greedy(v)[0] for v in checked]
 
 
 # --------------------------------------------------------------------------------------------
@@ -761,9 +814,9 @@ def coreset_mip(
     else:
         raise ValueError(f"rng must be a numpy Generator, an int or None, got {rng!r}")
 
-    picks, greedy_full, x, lab = _greedy_state(
-        embeddings, labeled_embeddings, budget, None, None, 0.0, chunk_size, final_radius=True
-    )
+    state = _pool_state(embeddings, labeled_embeddings, budget, None, None, chunk_size)
+    picks, greedy_full = state.greedy(0.0, final_radius=True)
+    x, lab = state.x, state.lab
     n = x.shape[0]
     budget = len(picks)
 
