@@ -584,6 +584,7 @@ def run_one(
         with slot as index:
             if index is not None:
                 torch.cuda.set_device(index)
+            store.clear_cancel(run_id)  # running the sweep again is asking it to run
             execute(store, run_id)
     except Cancelled:  # SIGTERM / Ctrl-C of this process: stop the sweep, not just this run
         raise

@@ -14,6 +14,7 @@ from cbal.config import preset
 from cbal.loop import execute
 from cbal.store import Store, StoreError
 from tests import faultworker
+from tests.fixtures import cycle_record
 
 CYCLES = 3
 TINY = dict(initial_labeled=40, budget=20, cycles=CYCLES, epochs=4, lr_milestones=(3,))
@@ -191,11 +192,11 @@ def test_disk_full_leaves_no_half_written_run(tmp_path, monkeypatch):
 def test_disk_full_during_a_cycle_keeps_the_finished_ones(tmp_path, monkeypatch):
     store = Store(tmp_path)
     run_id = store.create_run(_config())
-    store.append_cycle(run_id, {"cycle": 0, "accuracy": 0.5}, {"selected": np.arange(3)})
+    store.append_cycle(run_id, cycle_record(0), {"selected": np.arange(3)})
     before = (store.run_dir(run_id) / "cycles.jsonl").read_bytes()
     monkeypatch.setattr(os, "fsync", _disk_full)
     with pytest.raises(OSError, match="No space left"):
-        store.append_cycle(run_id, {"cycle": 1, "accuracy": 0.6}, {"selected": np.arange(3)})
+        store.append_cycle(run_id, cycle_record(1, 0.6), {"selected": np.arange(3)})
     monkeypatch.undo()
     assert (store.run_dir(run_id) / "cycles.jsonl").read_bytes() == before
     assert not (store.run_dir(run_id) / "cycle_1.npz").exists()
