@@ -119,6 +119,9 @@ def _add_grid_flags(parser: argparse.ArgumentParser) -> None:
         "--scheduler", metavar="tcp://HOST:PORT", help="a Dask cluster (sharing the store path)"
     )
     parser.add_argument("--skip-failed", action="store_true", help="do not retry failed runs")
+    parser.add_argument(
+        "--max-runs", type=int, default=None, metavar="N", help="refuse larger grids (10000)"
+    )
     parser.add_argument("--dry-run", action="store_true", help="show the runs, create nothing")
 
 
@@ -297,7 +300,7 @@ def _sweep_flag(args: argparse.Namespace, field: str) -> str:
     flag = _SWEEP_FLAGS.get(field)
     if flag and getattr(args, flag[2:]) is not None:
         return flag
-    if field in ("name", "preset", "scheduler", "n_jobs", "gpu_jobs", "threads"):
+    if field in ("name", "preset", "scheduler", "n_jobs", "gpu_jobs", "threads", "max_runs"):
         return _flag(field)
     spec = getattr(args, "spec", None)
     if spec and not any(s.partition("=")[0].strip() == field for s in args.sets):
@@ -376,7 +379,7 @@ def _run_grid(
         spec = sw.spec_from_flags(
             base, name=name, preset=preset, lams=args.lams, sets=args.sets, **flags
         )
-        sweep = sw.expand(spec)
+        sweep = sw.expand(spec, args.max_runs or sw.MAX_RUNS)
         if args.dry_run:
             if not args.scheduler:
                 sw.check_configs(sweep.configs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,10 @@ MIN_IMAGE_SIZE = {"smallcnn": 2, "resnet18": 8}
 MAX_IMAGE_SIZE = 1024
 MAX_LR = 10.0
 MAX_LAM = 1e6
+# a bad value is shown, not dumped: a YAML alias bomb would take forever to repr
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 3, 20, 10
+_SHORT.maxstring = _SHORT.maxother = 200
 # Known class counts, used for the paper's per-dataset λ defaults before any data is loaded.
 KNOWN_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "tinyimagenet": 200}
 
@@ -36,7 +41,7 @@ class ConfigError(ValueError):
         self.field = field
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{field}={value!r} is not allowed: expected {allowed}")
+        super().__init__(f"{field}={_SHORT.repr(value)} is not allowed: expected {allowed}")
 
     def __reduce__(self) -> tuple[Any, ...]:  # survives pickling to/from joblib and Dask workers
         return (type(self), (self.field, self.value, self.allowed))

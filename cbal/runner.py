@@ -227,7 +227,7 @@ def groups(store: Store) -> dict[str, list[RunInfo]]:
     """Runs by group tag, newest group first; a run started alone is a group of its own id."""
     order = {name: k for k, name in enumerate(STRATEGIES)}
     out: dict[str, list[RunInfo]] = {}
-    for info in store.list_runs():
+    for info in store.scan_runs()[0]:  # damaged folders are shown apart
         out.setdefault(group_of(info) or info.run_id, []).append(info)
     for infos in out.values():  # registry order (baselines beside their CB variants), then seed
         infos.sort(key=lambda i: (order.get(i.config.strategy, len(order)), i.config.seed))
