@@ -466,9 +466,7 @@ class Store:
             if name.startswith(".") or not RUN_ID_RE.fullmatch(name):
                 continue
             try:
-                with warnings.catch_warnings():  # a torn tail is normal after a kill
-                    warnings.simplefilter("ignore")
-                    infos.append(self.run_info(name))
+                infos.append(self.run_info(name))
             except DamagedRun as exc:
                 damaged.append(exc.damage)
             except (StoreError, OSError) as exc:

@@ -169,8 +169,6 @@ def test_small_paths(store, tmp_path, monkeypatch):
         assert (a, b) == (0, 1)
     assert process.start_time(None) is None and process.start_time(os.getpid())
     zombie = subprocess.Popen([sys.executable, "-c", "pass"])
-    import time
-
-    time.sleep(0.5)  # exited but not reaped: a zombie is not alive
+    os.waitid(os.P_PID, zombie.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: a zombie
     assert process.start_time(zombie.pid) is None
     zombie.wait()
