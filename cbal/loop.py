@@ -11,6 +11,7 @@ the dashboard without loading torch.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 import traceback
@@ -34,6 +35,10 @@ class Cancelled(BaseException):
     """Raised inside a run when it is asked to stop (SIGTERM, or a cancel request in its folder).
 
     A BaseException, so no library's ``except Exception`` can swallow the request."""
+
+
+class CancelRequested(Cancelled):
+    """This run was cancelled through its folder (e.g. from the dashboard): only it stops."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,7 @@ class StatusReporter:
         event = {**event, "fraction": round(frac, 4), "eta_s": eta}
         fault_point(event["phase"], event["cycle"])
         if self.store.cancel_requested(self.run_id):
-            raise Cancelled("cancel requested")
+            raise CancelRequested("cancel requested")
         now = time.time()
         if now - self.last_write >= 1.0 or event.get("within", 0.0) == 0.0:
             self.store.write_status(self.run_id, progress=event)
@@ -188,6 +193,7 @@ def execute(store: Store, run_id: str, progress: ProgressFn | None = None) -> li
             state="running",
             pid=os.getpid(),
             pid_start=process.start_time(os.getpid()),
+            sigterm=callable(signal.getsignal(signal.SIGTERM)),  # it stops cleanly on SIGTERM
             host=socket.gethostname(),
             error=None,
             started=time.time(),

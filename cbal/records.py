@@ -66,6 +66,7 @@ _STATUS: dict[str, tuple[bool, Callable[[Any], bool], str]] = {
     "state": (True, lambda v: v in STATES, f"one of {', '.join(STATES)}"),
     "pid": (False, _optional(lambda v: _int(v) and v > 0), "a process id (> 0) or null"),
     "pid_start": (False, _optional(lambda v: _int(v) or isinstance(v, str)), "a start time"),
+    "sigterm": (False, lambda v: isinstance(v, bool), "true or false"),
     "host": (False, _optional(lambda v: isinstance(v, str)), "a host name or null"),
     "heartbeat": (False, _optional(_number), "a time in seconds"),
     "created": (False, _optional(_number), "a time in seconds"),

@@ -31,6 +31,7 @@ from cbal.store import (
     StoreError,
     atomic_write_json,
     hold_first_free,
+    live_state,
     remote,
     worker_alive,
 )
@@ -107,7 +108,8 @@ def spawn(store: Store, run_id: str) -> int:
         if status.get("pid") == proc.pid:  # the worker has written its own status already
             return status
         host = socket.gethostname()
-        return {**status, "state": "queued", "pid": proc.pid, "pid_start": started, "host": host}
+        mine = {"pid": proc.pid, "pid_start": started, "host": host, "sigterm": True}
+        return {**status, "state": "queued", **mine}
 
     store.update_status(run_id, queued)
     return proc.pid
@@ -149,17 +151,21 @@ def cancel(store: Store, run_id: str, timeout: float = 10.0) -> bool:
     """Stop the run however it was started; finished cycles stay. Returns True when a process
     was stopped.
 
-    A cancel request is left in the run folder (the loop stops at its next step, wherever it
-    runs), and the worker named in status.json gets SIGTERM, then SIGKILL after ``timeout``,
-    but only if it is verifiably that process. A worker on another host only gets the request.
+    A cancel request is left in the run folder: the loop stops at its next step, wherever it
+    runs. A process that stops cleanly on SIGTERM (a cbal command: ``status["sigterm"]``) also
+    gets SIGTERM, then SIGKILL after ``timeout``, but only if it is verifiably the run's worker.
+    Any other (a pool worker of a sweep, a worker on another host) only gets the request, and
+    is waited for up to ``timeout``.
     """
     status = store.read_status(run_id)
     if status.get("state") not in ACTIVE:
         return False
     store.request_cancel(run_id)
-    if remote(status) and worker_alive(status):
-        return False  # it stops at its next step
     pid, started = status.get("pid"), status.get("pid_start")
+    if worker_alive(status) and (remote(status) or not status.get("sigterm")):
+        if not _stopped(store, run_id, timeout):
+            raise StoreError(f"run {run_id}: cancel requested; it stops at its next step")
+        return True
     signalled = process.send(pid, started, signal.SIGTERM)
     if not _gone(pid, started, timeout):
         process.send(pid, started, signal.SIGKILL)
@@ -180,6 +186,15 @@ def _gone(pid: Any, started: Any, timeout: float) -> bool:
         if time.time() > deadline:
             return False
         time.sleep(0.05)
+    return True
+
+
+def _stopped(store: Store, run_id: str, timeout: float) -> bool:
+    deadline = time.time() + timeout
+    while live_state(store.read_status(run_id)) in ACTIVE:
+        if time.time() > deadline:
+            return False
+        time.sleep(0.1)
     return True
 
 

@@ -589,7 +589,7 @@ def run_one(
     CPU threads for the run; a GPU run waits for one of ``gpu_jobs`` slots on its device."""
     import torch
 
-    from cbal.loop import Cancelled, execute
+    from cbal.loop import Cancelled, CancelRequested, execute
 
     store = Store(store_root)
     start = time.time()
@@ -606,6 +606,8 @@ def run_one(
                 torch.cuda.set_device(index)
             store.clear_cancel(run_id)  # running the sweep again is asking it to run
             execute(store, run_id)
+    except CancelRequested:  # this run was cancelled from outside: the sweep goes on
+        error = "cancelled"
     except Cancelled:  # SIGTERM / Ctrl-C of this process: stop the sweep, not just this run
         raise
     except StoreError as exc:  # in use by another process, or the store is not visible here

@@ -21,7 +21,7 @@ from cbal import process, runner
 from cbal import sweep as sw
 from cbal.cli import main
 from cbal.config import make_config, preset
-from cbal.loop import Cancelled, execute
+from cbal.loop import Cancelled, CancelRequested, StatusReporter, execute
 from cbal.store import DamagedRun, Store, StoreError, atomic_write_json, check_run_id
 from tests import fixtures
 from tests.fixtures import cycle_record
@@ -80,9 +80,8 @@ def test_a_reused_pid_is_not_the_worker_and_is_never_signalled(store, sleeper, s
 def test_the_verified_worker_is_the_one_stopped(store):
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        run_id = _run(
-            store, state="running", pid=child.pid, pid_start=process.start_time(child.pid)
-        )
+        start = process.start_time(child.pid)
+        run_id = _run(store, state="running", pid=child.pid, pid_start=start, sigterm=True)
         assert store.run_info(run_id).state == "running" and runner.is_alive(store, run_id)
         assert runner.cancel(store, run_id, timeout=5) is True
         assert child.wait(5) == -signal.SIGTERM
@@ -220,6 +219,18 @@ def test_a_fifo_in_a_run_folder_never_blocks(store):
 
 
 # -- 3. cancel and delete work however the run was started -------------------------------------
+
+
+def test_a_worker_that_is_no_cbal_command_is_asked_never_signalled(store, no_signals):
+    """E.g. a sweep's pool worker: a SIGTERM would kill the pool; the request stops the run."""
+    run_id = _run(
+        store, state="running", pid=os.getpid(), pid_start=process.start_time(os.getpid())
+    )
+    with pytest.raises(StoreError, match="cancel requested"):
+        runner.cancel(store, run_id, timeout=0.2)
+    assert store.cancel_requested(run_id)
+    with pytest.raises(CancelRequested):  # what the loop raises at its next step
+        StatusReporter(store, run_id, 1)({"cycle": 0, "phase": "train"})
 
 
 def test_a_cancel_request_stops_the_loop_at_its_next_step(store):
@@ -367,16 +378,21 @@ def test_a_damaged_run_is_listed_as_such_beside_the_others(store, capsys, case):
 def test_pages_show_the_healthy_runs_and_name_the_damaged(store, monkeypatch, page):
     from streamlit.testing.v1 import AppTest
 
-    store.root.mkdir(parents=True)
-    no_gpu = {"python": sys.executable, "cuda": False, "name": None, "torch": "test"}
-    (store.root / runner.DEVICE_FILE).write_text(json.dumps(no_gpu))
-    monkeypatch.setenv("CBAL_CACHE", str(store.root))
+    _seed_store(store, monkeypatch)
     good, bad = _damaged_store(store, list(DAMAGE))
     at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=60).run()
     assert not at.exception, at.exception
     warnings = " ".join(w.value for w in at.warning)
     assert all(f"`{r}`: damaged — {f}" in warnings for r, f in bad.items())
     assert not [e.value for e in at.error]
+
+
+def _seed_store(store, monkeypatch):
+    """The dashboard's store, with the device probe answered (no torch import in the page)."""
+    store.root.mkdir(parents=True)
+    no_gpu = {"python": sys.executable, "cuda": False, "name": None, "torch": "test"}
+    (store.root / runner.DEVICE_FILE).write_text(json.dumps(no_gpu))
+    monkeypatch.setenv("CBAL_CACHE", str(store.root))
 
 
 # -- 5. special files and hostile sizes: refused before any run folder ------------------------
@@ -392,6 +408,20 @@ def test_a_fifo_in_an_image_folder_is_refused_without_opening_it(tmp_path, capsy
     root = fixtures.make_image_folder(tmp_path / "data")
     os.mkfifo(root / "cat" / "pipe.png")
     _cli(tmp_path, capsys, "imagefolder", root, "not a regular file")
+
+
+@pytest.mark.timeout(120)
+def test_the_dashboard_data_check_never_opens_a_fifo(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    _seed_store(Store(tmp_path / "cache"), monkeypatch)
+    root = fixtures.make_image_folder(tmp_path / "data")
+    os.mkfifo(root / "dog" / "pipe.png")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.selectbox(key="f_dataset").set_value("imagefolder").run()
+    at.text_input(key="f_data_dir").set_value(str(root)).run()
+    assert not at.exception
+    assert "not a regular file" in " ".join(e.value for e in at.error)
 
 
 @pytest.mark.timeout(60)
