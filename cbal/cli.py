@@ -119,6 +119,9 @@ def _add_grid_flags(parser: argparse.ArgumentParser) -> None:
         "--scheduler", metavar="tcp://HOST:PORT", help="a Dask cluster (sharing the store path)"
     )
     parser.add_argument("--skip-failed", action="store_true", help="do not retry failed runs")
+    parser.add_argument(
+        "--max-runs", type=int, default=None, metavar="N", help="refuse larger grids (10000)"
+    )
     parser.add_argument("--dry-run", action="store_true", help="show the runs, create nothing")
 
 
@@ -151,7 +154,7 @@ def _progress_bar(total: int) -> Any:
 
 
 def _execute(store: Store, run_id: str, quiet: bool = False) -> int:
-    from cbal.loop import Cancelled, execute
+    from cbal.loop import Cancelled, execute, failure_recorded
 
     cfg = store.load_config(run_id)
     bar, update = (None, None) if quiet else _progress_bar(cfg.cycles + 1)
@@ -163,9 +166,13 @@ def _execute(store: Store, run_id: str, quiet: bool = False) -> int:
     except StoreError:  # e.g. the run is locked by another process: bad input, not a crash
         raise
     except Exception as exc:  # the loop stored the error and traceback in status.json
+        where = (
+            "status.json has the traceback"
+            if failure_recorded(store, run_id, exc)
+            else "it could not be recorded in status.json"
+        )
         print(
-            f"cbal: run {run_id} failed: {exc} (status.json has the traceback; "
-            f"finished cycles are kept)",
+            f"cbal: run {run_id} failed: {exc} ({where}; finished cycles are kept)",
             file=sys.stderr,
         )
         return 1
@@ -178,19 +185,30 @@ def _execute(store: Store, run_id: str, quiet: bool = False) -> int:
 
 
 def _worker(store: Store, run_id: str) -> int:
-    """A background run (see cbal.runner): wait for a free slot, then execute."""
-    import torch
+    """A background run (see cbal.runner): hold the run, wait for a free slot, then execute.
+
+    Whatever stops it before the loop starts is recorded in status.json, never a silent exit."""
+    import traceback
 
     from cbal import runner
-    from cbal.loop import Cancelled
+    from cbal.loop import Cancelled, record_failure
 
-    torch.set_num_threads(runner.threads_per_run())
     try:
-        with runner.slot(store):
+        import torch
+
+        torch.set_num_threads(runner.threads_per_run())
+        with store.lock(run_id), runner.slot(store):
             return _execute(store, run_id, quiet=True)
     except Cancelled:  # cancelled while still queued
         store.write_status(run_id, state="cancelled", pid=None)
+        store.clear_cancel(run_id)
         return 130
+    except StoreError:
+        raise
+    except Exception as exc:
+        record_failure(store, run_id, exc, traceback.format_exc(limit=20))
+        print(f"cbal: run {run_id} failed before it started: {exc}", file=sys.stderr)
+        return 1
 
 
 def _raise_cancelled(signum: int, frame: Any) -> None:
@@ -213,7 +231,8 @@ def cmd_run(store: Store, args: argparse.Namespace) -> int:
 
 def cmd_list(store: Store) -> int:
     rows = [["run id", "state", "dataset", "IF", "strategy", "λ", "seed", "cycles", "accuracy"]]
-    for info in store.list_runs():
+    infos, damaged = store.scan_runs()
+    for info in infos:
         c = info.config
         lam = info.cycles[0]["lam"] if info.cycles else c.lam
         rows.append(
@@ -229,10 +248,13 @@ def cmd_list(store: Store) -> int:
                 "-" if info.last_accuracy is None else f"{info.last_accuracy:.4f}",
             ]
         )
-    if len(rows) == 1:
+    if len(rows) == 1 and not damaged:
         print(f"no runs in {store.runs_dir}")
         return 0
-    _print_table(rows)
+    if len(rows) > 1:
+        _print_table(rows)
+    for damage in damaged:
+        print(f"{damage.run_id}  {damage}")
     return 0
 
 
@@ -278,7 +300,7 @@ def _sweep_flag(args: argparse.Namespace, field: str) -> str:
     flag = _SWEEP_FLAGS.get(field)
     if flag and getattr(args, flag[2:]) is not None:
         return flag
-    if field in ("name", "preset", "scheduler", "n_jobs", "gpu_jobs", "threads"):
+    if field in ("name", "preset", "scheduler", "n_jobs", "gpu_jobs", "threads", "max_runs"):
         return _flag(field)
     spec = getattr(args, "spec", None)
     if spec and not any(s.partition("=")[0].strip() == field for s in args.sets):
@@ -357,7 +379,7 @@ def _run_grid(
         spec = sw.spec_from_flags(
             base, name=name, preset=preset, lams=args.lams, sets=args.sets, **flags
         )
-        sweep = sw.expand(spec)
+        sweep = sw.expand(spec, args.max_runs or sw.MAX_RUNS)
         if args.dry_run:
             if not args.scheduler:
                 sw.check_configs(sweep.configs)
@@ -439,12 +461,15 @@ def _print_table(rows: list[list[str]]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if args.cache_dir is not None and not args.cache_dir.strip():
+            raise UsageError("--cache-dir: an empty path; give a folder (default $CBAL_CACHE)")
         store = Store(args.cache_dir)
         signal.signal(signal.SIGTERM, _raise_cancelled)
         if args.command == "run":
             return cmd_run(store, args)
         if args.command == "resume":
             store.load_config(args.run_id)
+            store.clear_cancel(args.run_id)
             return _execute(store, args.run_id)
         if args.command == "worker":
             return _worker(store, args.run_id)

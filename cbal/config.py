@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,16 @@ PROFILES = ("step", "exp")
 MODELS = ("smallcnn", "resnet18")
 DEVICES = ("auto", "cpu", "cuda")
 AUGMENTS = ("crop-flip", "crop", "none")
+# The smallest image side each model can take (smallcnn pools once; the ResNet's CIFAR stem
+# halves the maps three times), and bounds past which a value can only be a typo.
+MIN_IMAGE_SIZE = {"smallcnn": 2, "resnet18": 8}
+MAX_IMAGE_SIZE = 1024
+MAX_LR = 10.0
+MAX_LAM = 1e6
+# a bad value is shown, not dumped: a YAML alias bomb would take forever to repr
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 3, 20, 10
+_SHORT.maxstring = _SHORT.maxother = 200
 # Known class counts, used for the paper's per-dataset λ defaults before any data is loaded.
 KNOWN_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "tinyimagenet": 200}
 
@@ -29,7 +40,7 @@ class ConfigError(ValueError):
         self.field = field
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{field}={value!r} is not allowed: expected {allowed}")
+        super().__init__(f"{field}={_SHORT.repr(value)} is not allowed: expected {allowed}")
 
     def __reduce__(self) -> tuple[Any, ...]:  # survives pickling to/from joblib and Dask workers
         return (type(self), (self.field, self.value, self.allowed))
@@ -241,6 +252,12 @@ def _at_least(cfg: RunConfig, name: str, low: float) -> None:
         raise ConfigError(name, value, f"a finite number >= {low}")
 
 
+def _within(cfg: RunConfig, name: str, low: float, high: float) -> None:
+    value = getattr(cfg, name)
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ConfigError(name, value, f"a number in [{low:g}, {high:g}]")
+
+
 def _validate(cfg: RunConfig) -> None:
     from cbal.strategies import STRATEGIES  # the registry is pure numpy: cheap to import
     from cbal.strategies.balance import METHODS
@@ -261,7 +278,7 @@ def _validate(cfg: RunConfig) -> None:
     if not (math.isfinite(cfg.imbalance_factor) and 0 < cfg.imbalance_factor <= 1):
         raise ConfigError("imbalance_factor", cfg.imbalance_factor, "a number in (0, 1]")
     if cfg.lam is not None:
-        _at_least(cfg, "lam", 0.0)
+        _within(cfg, "lam", 0.0, MAX_LAM)
         if not STRATEGIES[cfg.strategy].uses_lam and cfg.lam != 0:
             raise ConfigError(
                 "lam", cfg.lam, f"unset: strategy {cfg.strategy!r} has no λ (the -cb ones do)"
@@ -273,8 +290,12 @@ def _validate(cfg: RunConfig) -> None:
     for name in ("lr", "solver_time_limit", "lr_gamma"):
         if not (math.isfinite(getattr(cfg, name)) and getattr(cfg, name) > 0):
             raise ConfigError(name, getattr(cfg, name), "a finite number > 0")
-    for name in ("momentum", "weight_decay", "seed"):
+    for name in ("weight_decay", "seed"):
         _at_least(cfg, name, 0)
+    _within(cfg, "image_size", 1, MAX_IMAGE_SIZE)
+    _within(cfg, "lr", 0, MAX_LR)
+    if not 0 <= cfg.momentum < 1:
+        raise ConfigError("momentum", cfg.momentum, "a number in [0, 1)")
     if not 0 <= cfg.dropout < 1:
         raise ConfigError("dropout", cfg.dropout, "a number in [0, 1)")
     if any(m < 1 or m > cfg.epochs for m in cfg.lr_milestones) or list(cfg.lr_milestones) != sorted(

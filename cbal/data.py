@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import stat
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +31,8 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from PIL import Image
+
+from cbal.config import ConfigError
 
 __all__ = [
     "CIFAR_URL",
@@ -212,11 +216,12 @@ def _check_profile(profile: str) -> str:
 
 
 def _check_int(value: Any, name: str, low: int, high: float = math.inf) -> int:
+    # a ConfigError (a ValueError) names the field, which the CLI turns into its flag
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+        raise ConfigError(name, value, "an integer")
     if int(value) < low or int(value) > high:
         allowed = f">= {low}" if high == math.inf else f"in [{low}, {int(high)}]"
-        raise ValueError(f"{name} must be an integer {allowed}, got {value}")
+        raise ConfigError(name, value, f"an integer {allowed}")
     return int(value)
 
 
@@ -419,12 +424,39 @@ def _read_image(path: Path, size: int) -> NDArray[np.uint8]:
     return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
+def _memory_bytes() -> int | None:
+    with_pages = ("SC_PAGE_SIZE", "SC_PHYS_PAGES")
+    if not all(n in os.sysconf_names for n in with_pages):
+        return None
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def _check_memory(n: int, size: int) -> None:
+    """Refuse, before decoding anything, images that could not fit in this machine's memory."""
+    need, have = n * 3 * size * size, _memory_bytes()
+    if have is not None and need > have // 2:
+        raise ConfigError(
+            "image_size",
+            size,
+            f"a smaller size: {n:,} images of {size}x{size} need {need / 2**30:.1f} GiB, "
+            f"more than half of this machine's {have / 2**30:.1f} GiB",
+        )
+
+
 def _read_images(paths: Sequence[Path], size: int) -> NDArray[np.uint8]:
     """Decode many image files into one (n, 3, size, size) uint8 array.
 
     PIL releases the GIL while decoding, so a few threads speed up the 100k Tiny ImageNet
-    JPEGs; the first failure (in file order) is raised as DataError.
+    JPEGs; the first failure (in file order) is raised as DataError. PIL's decompression-bomb
+    warning is that error too (set once here, around every thread, not per image).
     """
+    _check_memory(len(paths), size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return _decode_all(paths, size)
+
+
+def _decode_all(paths: Sequence[Path], size: int) -> NDArray[np.uint8]:
     out = np.empty((len(paths), 3, size, size), dtype=np.uint8)
 
     def work(chunk: range) -> None:
@@ -447,12 +479,28 @@ def _read_images(paths: Sequence[Path], size: int) -> NDArray[np.uint8]:
 
 
 def _list_files(folder: Path) -> list[Path]:
-    """All non-hidden files under ``folder`` (recursively), sorted."""
+    """All non-hidden files under ``folder`` (recursively), sorted; DataError for anything
+    that is not a regular file (a FIFO would block the reader forever), found without
+    opening it."""
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
+        found.extend(_regular(Path(dirpath) / f) for f in filenames if not f.startswith("."))
     return sorted(found)
+
+
+def _regular(path: Path) -> Path:
+    """``path`` if it is (or links to) a regular file; a DataError naming it otherwise."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise DataError(f"Cannot read {path}: {exc.strerror}; remove it or fix the link.") from None
+    if not stat.S_ISREG(mode):
+        raise DataError(
+            f"{path} is not a regular file (a FIFO, socket or device); only image files can "
+            "be read. Remove it."
+        )
+    return path
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,12 +573,32 @@ def _latin1_encode(text: Any, encoding: Any = "latin1", /) -> bytes:
     return text.encode("latin1")
 
 
+class _NdarrayName:
+    """What the name numpy.ndarray unpickles to: only :func:`_reconstruct_empty` accepts it.
+    Handing out the class itself would let a file call ``numpy.ndarray(shape)`` and allocate
+    any size from a few bytes."""
+
+    def __call__(self, *args: Any) -> Any:
+        raise pickle.UnpicklingError("numpy.ndarray is admitted only as _reconstruct's argument")
+
+
+_NDARRAY = _NdarrayName()
+
+
+def _reconstruct_empty(subtype: Any, shape: Any, dtype: Any) -> Any:
+    # numpy pickles an array as _reconstruct(ndarray, (0,), b'b') + __setstate__ with its data:
+    # the empty array is all this may build; its size then comes from the file's own bytes
+    if subtype is not _NDARRAY or tuple(shape) != (0,) or dtype not in (b"b", "b"):
+        raise pickle.UnpicklingError("_reconstruct is admitted only as (ndarray, (0,), 'b')")
+    return _NP_RECONSTRUCT(np.ndarray, (0,), b"b")
+
+
 # Everything the official CIFAR files (and faithful re-pickles of them) reference by name.
 # Plain dicts, lists, str, bytes and ints need no lookup.
 _CIFAR_GLOBALS: dict[tuple[str, str], Any] = {
-    ("numpy.core.multiarray", "_reconstruct"): _NP_RECONSTRUCT,
-    ("numpy._core.multiarray", "_reconstruct"): _NP_RECONSTRUCT,
-    ("numpy", "ndarray"): np.ndarray,
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct_empty,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct_empty,
+    ("numpy", "ndarray"): _NDARRAY,
     ("numpy", "dtype"): np.dtype,
     ("_codecs", "encode"): _latin1_encode,
 }
@@ -616,7 +684,7 @@ def _read_cifar_batch(
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
         got = f"dtype {data.dtype}" if isinstance(data, np.ndarray) else type(data).__name__
         raise _cifar_bad(path, "data", "a uint8 array", got, num_classes, data_dir)
-    if data.ndim != 2 or data.shape[1] != _CIFAR_ROW:
+    if data.ndim != 2 or data.shape[1] != _CIFAR_ROW or data.shape[0] == 0:
         raise _cifar_bad(
             path,
             "data",
@@ -788,7 +856,7 @@ def _tiny_help(data_dir: Path | str) -> str:
 
 def _read_text(path: Path, help_text: str) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return _regular(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"Cannot read {path}: {type(exc).__name__}: {exc}. " + help_text) from exc
 
@@ -920,6 +988,7 @@ def load_tiny_imagenet(data_dir: str | os.PathLike[str], image_size: int = 64) -
 
 def _scan_class_folders(root: Path) -> dict[str, list[Path]]:
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    _check_disjoint(root, classes)
     found: dict[str, list[Path]] = {}
     for folder in classes:
         files = _list_files(folder)
@@ -936,6 +1005,25 @@ def _scan_class_folders(root: Path) -> dict[str, list[Path]]:
             "each holding that class's images (or train/ and test/ folders laid out so)."
         )
     return found
+
+
+def _check_disjoint(root: Path, classes: list[Path]) -> None:
+    """A class folder that links to the image folder itself (or to an ancestor, or to another
+    class) would count images twice or hold every class: refused."""
+    real = {folder: folder.resolve() for folder in classes}
+    top = root.resolve()
+    for folder, target in real.items():
+        if top == target or top.is_relative_to(target):
+            raise DataError(
+                f"Class folder {folder} links to {target}, which holds the image folder {root} "
+                "itself; a class folder must hold only that class's images. Remove the link."
+            )
+        for other, other_target in real.items():
+            if other != folder and other_target.is_relative_to(target):
+                raise DataError(
+                    f"Class folders {folder} and {other} overlap ({other_target} is inside "
+                    f"{target}); each image must belong to one class. Remove the link."
+                )
 
 
 def load_image_folder(
@@ -1076,6 +1164,16 @@ def load_dataset(
     if name not in DATASETS:
         raise ValueError(f"name must be one of {DATASETS}, got {name!r}")
     size = _check_size(image_size)
+    try:
+        return _load(name, data_dir, size, test_per_class)
+    except OSError as exc:  # e.g. a path longer than the system allows
+        shown = str(data_dir) if len(str(data_dir)) <= 80 else str(data_dir)[:77] + "..."
+        raise DataError(f"Cannot read data_dir {shown}: {exc.strerror or exc}") from None
+
+
+def _load(
+    name: str, data_dir: str | os.PathLike[str] | None, size: int, test_per_class: int
+) -> Dataset:
     if name == "digits":
         return load_digits_dataset(test_per_class=test_per_class)
     if name in ("cifar10", "cifar100"):

@@ -11,6 +11,7 @@ the dashboard without loading torch.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 import traceback
@@ -20,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from cbal import data
-from cbal.config import ConfigError, RunConfig, effective_lam
-from cbal.store import Store, fault_point
+from cbal import data, process
+from cbal.config import MIN_IMAGE_SIZE, ConfigError, RunConfig, effective_lam
+from cbal.store import DamagedRun, Store, StoreError, fault_point
 from cbal.strategies import STRATEGIES, SelectionContext
 from cbal.strategies.balance import class_counts, l1_score, target_counts
 
@@ -31,9 +32,13 @@ ProgressFn = Callable[[Event], None]
 
 
 class Cancelled(BaseException):
-    """Raised inside a run when it is asked to stop (SIGTERM from the runner).
+    """Raised inside a run when it is asked to stop (SIGTERM, or a cancel request in its folder).
 
     A BaseException, so no library's ``except Exception`` can swallow the request."""
+
+
+class CancelRequested(Cancelled):
+    """This run was cancelled through its folder (e.g. from the dashboard): only it stops."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ def prepare(cfg: RunConfig, dataset: data.Dataset | None = None) -> Prepared:
     ds = dataset or data.load_dataset(
         cfg.dataset, cfg.data_dir, image_size=cfg.image_size, test_per_class=cfg.test_per_class
     )
+    _check_dataset(cfg, ds)
     n_train = len(ds.y_train)
     if cfg.initial_labeled > n_train - ds.num_classes:
         raise ConfigError(
@@ -78,9 +84,31 @@ def prepare(cfg: RunConfig, dataset: data.Dataset | None = None) -> Prepared:
             f"budget × cycles ≤ {n_pool}, the size of this pool "
             f"(budget={cfg.budget}, cycles={cfg.cycles}, IF={cfg.imbalance_factor})",
         )
-    if cfg.model == "resnet18" and min(ds.image_shape[1:]) < 8:
-        raise ConfigError("model", cfg.model, "smallcnn for images smaller than 8x8")
     return Prepared(cfg, ds, pool, effective_lam(cfg, ds.num_classes))
+
+
+def _check_dataset(cfg: RunConfig, ds: data.Dataset) -> None:
+    """What would only fail after training, or train on nothing: an empty test set, a class
+    without training images, images too small for the model."""
+    if len(ds.y_test) == 0:
+        raise data.DataError(f"{ds.name}: the test set holds no images; a run needs some")
+    absent = np.flatnonzero(np.bincount(ds.y_train, minlength=ds.num_classes) == 0)
+    if absent.size:
+        names = ", ".join(ds.class_names[c] for c in absent[:5])
+        raise data.DataError(
+            f"{ds.name}: {absent.size} of {ds.num_classes} classes have no training image "
+            f"({names}{', ...' if absent.size > 5 else ''}); every class needs some"
+        )
+    side = min(ds.image_shape[1:])
+    if side < MIN_IMAGE_SIZE[cfg.model]:
+        small = [m for m, s in MIN_IMAGE_SIZE.items() if s <= side]
+        fix = f"model {' or '.join(small)}, or " if small else ""
+        raise ConfigError(
+            "image_size" if cfg.dataset in ("imagefolder", "tinyimagenet") else "model",
+            cfg.image_size if cfg.dataset in ("imagefolder", "tinyimagenet") else cfg.model,
+            f"{fix}images of at least {MIN_IMAGE_SIZE[cfg.model]}x{MIN_IMAGE_SIZE[cfg.model]} "
+            f"for {cfg.model} (these are {side}x{side})",
+        )
 
 
 def cycle_seed(seed: int, cycle: int) -> int:
@@ -106,6 +134,8 @@ class StatusReporter:
         eta = elapsed / gained * (1 - frac) if gained > 1e-6 else None
         event = {**event, "fraction": round(frac, 4), "eta_s": eta}
         fault_point(event["phase"], event["cycle"])
+        if self.store.cancel_requested(self.run_id):
+            raise CancelRequested("cancel requested")
         now = time.time()
         if now - self.last_write >= 1.0 or event.get("within", 0.0) == 0.0:
             self.store.write_status(self.run_id, progress=event)
@@ -118,10 +148,35 @@ def replay_labeled(store: Store, run_id: str, prep: Prepared) -> tuple[np.ndarra
     """The labeled set after the run's finished cycles, and the next cycle to do."""
     done = store.read_cycles(run_id)
     labeled = [prep.pool.labeled]
+    in_pool = np.zeros(len(prep.dataset.y_train), dtype=bool)
+    in_pool[prep.pool.unlabeled] = True
     for k, record in enumerate(done):
-        if record.get("selected_counts") is not None:
-            labeled.append(store.load_cycle_arrays(run_id, k)["selected"])
+        if record["selected_counts"] is not None:
+            selected = store.load_cycle_arrays(run_id, k).get("selected")
+            why = _bad_selection(selected, record, in_pool, prep)
+            if why or selected is None:
+                raise DamagedRun(run_id, f"cycle_{k}.npz", f"'selected' {why}")
+            in_pool[selected] = False
+            labeled.append(selected)
     return np.concatenate(labeled).astype(np.int64), len(done)
+
+
+def _bad_selection(selected: Any, record: Event, in_pool: np.ndarray, prep: Prepared) -> str:
+    """Why a stored selection cannot be the run's (a hand-edited or foreign npz), or ''."""
+    if selected is None:
+        return "is missing"
+    if selected.ndim != 1 or not np.issubdtype(selected.dtype, np.integer):
+        return f"should be a list of indices, not {selected.dtype} of shape {selected.shape}"
+    if selected.size != prep.config.budget:
+        return f"holds {selected.size} indices, not budget={prep.config.budget}"
+    if selected.min() < 0 or selected.max() >= in_pool.size:
+        return f"holds indices outside 0..{in_pool.size - 1}"
+    if np.unique(selected).size != selected.size or not in_pool[selected].all():
+        return "holds indices that are not in the unlabeled pool (or repeats)"
+    counts = np.bincount(prep.dataset.y_train[selected], minlength=prep.num_classes)
+    if counts.tolist() != record["selected_counts"]:
+        return "does not match the cycle's selected_counts in cycles.jsonl"
+    return ""
 
 
 def execute(store: Store, run_id: str, progress: ProgressFn | None = None) -> list[Event]:
@@ -137,29 +192,44 @@ def execute(store: Store, run_id: str, progress: ProgressFn | None = None) -> li
             run_id,
             state="running",
             pid=os.getpid(),
+            pid_start=process.start_time(os.getpid()),
+            sigterm=callable(signal.getsignal(signal.SIGTERM)),  # it stops cleanly on SIGTERM
             host=socket.gethostname(),
             error=None,
             started=time.time(),
         )
         try:
             _run_cycles(store, run_id, cfg, StatusReporter(store, run_id, cfg.cycles, progress))
-        except Cancelled:
+        except (Cancelled, KeyboardInterrupt):  # SIGTERM, a cancel request or Ctrl-C
             store.write_status(run_id, state="cancelled", pid=None)
+            store.clear_cancel(run_id)
             raise
         except BaseException as exc:
-            store.write_status(
-                run_id,
-                state="failed",
-                pid=None,
-                error=_describe(exc),
-                traceback=traceback.format_exc(limit=20),
-            )
+            record_failure(store, run_id, exc, traceback.format_exc(limit=20))
             raise
         store.write_status(run_id, state="done", pid=None, finished=time.time())
     return store.read_cycles(run_id)
 
 
-def _describe(exc: BaseException) -> str:
+def record_failure(store: Store, run_id: str, exc: BaseException, trace: str = "") -> bool:
+    """Leave the run 'failed' with ``exc``'s description; False if that cannot be written
+    (e.g. a read-only store), so that no one is told to look in status.json."""
+    try:
+        store.write_status(run_id, state="failed", pid=None, error=describe(exc), traceback=trace)
+    except (OSError, StoreError):
+        return False
+    return True
+
+
+def failure_recorded(store: Store, run_id: str, exc: BaseException) -> bool:
+    """Whether status.json holds ``exc`` as the run's error."""
+    try:
+        return store.read_status(run_id).get("error") == describe(exc)
+    except (OSError, StoreError):
+        return False
+
+
+def describe(exc: BaseException) -> str:
     if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
         return f"out of memory: {exc}. Lower batch_size/eval_batch_size or use a smaller pool."
     return f"{type(exc).__name__}: {exc}"

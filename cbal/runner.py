@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,8 +22,19 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from cbal import process
 from cbal.config import RunConfig
-from cbal.store import RunInfo, Store, StoreError, atomic_write_json, hold_first_free, pid_alive
+from cbal.store import (
+    DamagedRun,
+    RunInfo,
+    Store,
+    StoreError,
+    atomic_write_json,
+    hold_first_free,
+    live_state,
+    remote,
+    worker_alive,
+)
 from cbal.strategies import STRATEGIES
 
 ENV_MAX = "CBAL_MAX_CONCURRENT"
@@ -71,10 +83,11 @@ def threads_per_run() -> int:
 
 def spawn(store: Store, run_id: str) -> int:
     """Start the background worker of ``run_id``; returns its pid."""
+    max_concurrent()  # a bad $CBAL_MAX_CONCURRENT is an error here, not a silent dead worker
     if is_alive(store, run_id):
         raise StoreError(f"run {run_id} already has a live process")
-    run_dir = store.run_dir(run_id)
-    log = open(run_dir / "worker.log", "ab")  # noqa: SIM115 (handed to the child)
+    store.clear_cancel(run_id)  # starting it again is asking it to run
+    log = os.fdopen(store.open_append(run_id, "worker.log"), "ab")
     cmd = [sys.executable, "-m", "cbal", "--cache-dir", str(store.root), "worker", run_id]
     env = {
         **os.environ,
@@ -89,7 +102,16 @@ def spawn(store: Store, run_id: str) -> int:
             start_new_session=True,
             env=env,
         )
-    store.write_status(run_id, state="queued", pid=proc.pid, error=None)
+    started = process.start_time(proc.pid)
+
+    def queued(status: dict[str, Any]) -> dict[str, Any]:
+        if status.get("pid") == proc.pid:  # the worker has written its own status already
+            return status
+        host = socket.gethostname()
+        mine = {"pid": proc.pid, "pid_start": started, "host": host, "sigterm": True}
+        return {**status, "state": "queued", **mine}
+
+    store.update_status(run_id, queued)
     return proc.pid
 
 
@@ -121,29 +143,58 @@ def start_group(
 
 
 def is_alive(store: Store, run_id: str) -> bool:
-    return pid_alive(store.read_status(run_id).get("pid"))
+    """Whether the run's worker (verified by pid and start time, see cbal.process) is alive."""
+    return worker_alive(store.read_status(run_id))
 
 
 def cancel(store: Store, run_id: str, timeout: float = 10.0) -> bool:
-    """Stop the run's process (SIGTERM, then SIGKILL after ``timeout``); finished cycles stay.
+    """Stop the run however it was started; finished cycles stay. Returns True when a process
+    was stopped.
 
-    Returns True when a process was stopped."""
+    A cancel request is left in the run folder: the loop stops at its next step, wherever it
+    runs. A process that stops cleanly on SIGTERM (a cbal command: ``status["sigterm"]``) also
+    gets SIGTERM, then SIGKILL after ``timeout``, but only if it is verifiably the run's worker.
+    Any other (a pool worker of a sweep, a worker on another host) only gets the request, and
+    is waited for up to ``timeout``.
+    """
     status = store.read_status(run_id)
-    pid = int(status.get("pid") or 0)
-    if not pid_alive(pid):
-        if status.get("state") in ACTIVE:
-            store.write_status(run_id, state="cancelled", pid=None)
+    if status.get("state") not in ACTIVE:
         return False
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
+    store.request_cancel(run_id)
+    pid, started = status.get("pid"), status.get("pid_start")
+    if worker_alive(status) and (remote(status) or not status.get("sigterm")):
+        if not _stopped(store, run_id, timeout):
+            raise StoreError(f"run {run_id}: cancel requested; it stops at its next step")
+        return True
+    signalled = process.send(pid, started, signal.SIGTERM)
+    if not _gone(pid, started, timeout):
+        process.send(pid, started, signal.SIGKILL)
+        if not _gone(pid, started, timeout):
+            raise StoreError(f"run {run_id}: process {pid} does not stop; cancel requested")
+
+    def stopped(now: dict[str, Any]) -> dict[str, Any]:
+        return {**now, "state": "cancelled", "pid": None} if now["state"] in ACTIVE else now
+
+    store.update_status(run_id, stopped)
+    store.clear_cancel(run_id)
+    return signalled
+
+
+def _gone(pid: Any, started: Any, timeout: float) -> bool:
     deadline = time.time() + timeout
-    while pid_alive(pid) and time.time() < deadline:
+    while process.is_process(pid, started):
+        if time.time() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _stopped(store: Store, run_id: str, timeout: float) -> bool:
+    deadline = time.time() + timeout
+    while live_state(store.read_status(run_id)) in ACTIVE:
+        if time.time() > deadline:
+            return False
         time.sleep(0.1)
-    if pid_alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-    if store.read_status(run_id).get("state") in ACTIVE:
-        store.write_status(run_id, state="cancelled", pid=None)
     return True
 
 
@@ -153,8 +204,19 @@ def resume(store: Store, run_id: str) -> int:
 
 
 def delete(store: Store, run_id: str) -> None:
-    """Stop the run if it is alive, then remove its folder."""
-    cancel(store, run_id)
+    """Stop the run if it is alive and wait for it, then remove its folder. Refused (StoreError)
+    while any process still holds the run, e.g. a worker on another host."""
+    try:
+        status = store.read_status(run_id)
+    except DamagedRun:
+        status = {}  # unreadable: the run's lock alone says whether a process holds it
+    if status:
+        cancel(store, run_id)
+        if remote(status) and worker_alive(status):
+            raise StoreError(
+                f"run {run_id} runs on {status['host']}: it stops at its next step "
+                "(cancel requested); delete it then"
+            )
     store.delete_run(run_id)
 
 
@@ -180,7 +242,7 @@ def groups(store: Store) -> dict[str, list[RunInfo]]:
     """Runs by group tag, newest group first; a run started alone is a group of its own id."""
     order = {name: k for k, name in enumerate(STRATEGIES)}
     out: dict[str, list[RunInfo]] = {}
-    for info in store.list_runs():
+    for info in store.scan_runs()[0]:  # damaged folders are shown apart
         out.setdefault(group_of(info) or info.run_id, []).append(info)
     for infos in out.values():  # registry order (baselines beside their CB variants), then seed
         infos.sort(key=lambda i: (order.get(i.config.strategy, len(order)), i.config.seed))

@@ -60,6 +60,7 @@ import fcntl
 import hashlib
 import itertools
 import json
+import math
 import os
 import secrets
 import socket
@@ -78,6 +79,8 @@ SPEC_KEYS = ("name", "preset", "base", "grid")
 _AXES_FIRST = ("dataset", "imbalance_factor", "strategy", "lam")
 _NOT_FIELDS = ("preset", "version")
 _GPU_POLL_S = 1.0
+# a grid larger than this is almost surely a mistake; counted before anything is expanded
+MAX_RUNS = 10_000
 
 ResultFn = Callable[["RunRow"], None]
 
@@ -125,9 +128,11 @@ def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
     """Read a YAML or JSON sweep spec (by extension; anything else is read as YAML)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError("spec", str(path), f"a readable YAML or JSON file ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError("spec", str(path), f"UTF-8 text (byte {exc.start} is not)") from None
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
@@ -276,8 +281,15 @@ def _lam_options(
     return [(v, True) for v in lam_grid]
 
 
-def expand(spec: SweepSpec) -> Sweep:
-    """The spec's runs, each validated; a :class:`ConfigError` naming the field otherwise."""
+def _count(grid: Mapping[str, Any], lam_grid: Any, strategies: Any) -> int:
+    per_strategy = sum(len(_lam_options(lam_grid, s)) for s in strategies)
+    return per_strategy * math.prod(len(v) for k, v in grid.items() if k != "strategy")
+
+
+def expand(spec: SweepSpec, max_runs: int = MAX_RUNS) -> Sweep:
+    """The spec's runs, each validated; a :class:`ConfigError` naming the field otherwise.
+
+    A grid of more than ``max_runs`` runs is refused before any run is built."""
     base = dict(spec.base)
     grid = {
         k: (v if k == "lam" and isinstance(v, Mapping) else _as_list(k, v))
@@ -317,6 +329,14 @@ def expand(spec: SweepSpec) -> Sweep:
     tail = [a for a in grid if a not in _AXES_FIRST and a != "seed"]
     tail += ["seed"] if "seed" in grid else []
     key_axes = head + (["lam"] if lam_grid is not None else []) + tail
+    n_runs = _count(grid, lam_grid, grid.get("strategy", [_strategy_of(base, spec)]))
+    if n_runs > max_runs:
+        raise ConfigError(
+            "max_runs",
+            max_runs,
+            f"at least {n_runs:,}, the runs this grid expands to; narrow the grid or raise "
+            "the limit (--max-runs)",
+        )
 
     points: list[SweepPoint] = []
     where: dict[str, tuple[int, ...]] = {}
@@ -569,7 +589,7 @@ def run_one(
     CPU threads for the run; a GPU run waits for one of ``gpu_jobs`` slots on its device."""
     import torch
 
-    from cbal.loop import Cancelled, execute
+    from cbal.loop import Cancelled, CancelRequested, execute
 
     store = Store(store_root)
     start = time.time()
@@ -584,7 +604,10 @@ def run_one(
         with slot as index:
             if index is not None:
                 torch.cuda.set_device(index)
+            store.clear_cancel(run_id)  # running the sweep again is asking it to run
             execute(store, run_id)
+    except CancelRequested:  # this run was cancelled from outside: the sweep goes on
+        error = "cancelled"
     except Cancelled:  # SIGTERM / Ctrl-C of this process: stop the sweep, not just this run
         raise
     except StoreError as exc:  # in use by another process, or the store is not visible here

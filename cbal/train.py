@@ -86,6 +86,10 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager[None]:
     return contextlib.nullcontext()
 
 
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite: the step size is too large."""
+
+
 def train_model(
     model: Classifier,
     images: DeviceImages,
@@ -119,6 +123,7 @@ def train_model(
     flip = cfg.augment == "crop-flip"
     n = len(idx)
     model.train()
+    loss = None
     for epoch in range(cfg.epochs):
         order = torch.randperm(n, generator=gen).to(device)
         for start in range(0, n, cfg.batch_size):
@@ -132,6 +137,11 @@ def train_model(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        if loss is not None and not torch.isfinite(loss.detach()).item():  # one sync an epoch
+            raise TrainingDiverged(
+                f"training diverged (loss {loss.item()} in epoch {epoch + 1}): lower the "
+                f"learning rate (lr={cfg.lr:g}) or the momentum (momentum={cfg.momentum:g})"
+            )
         sched.step()
         if progress is not None:
             progress(epoch + 1, cfg.epochs)

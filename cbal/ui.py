@@ -22,6 +22,7 @@ import streamlit as st
 from cbal import plots, runner
 from cbal.config import KNOWN_CLASSES, RunConfig
 from cbal.data import DataError, Dataset, load_dataset
+from cbal.records import Damage
 from cbal.store import RunInfo, Store, StoreError
 
 REFRESH_S = 1.5
@@ -36,10 +37,11 @@ def page(title: str) -> Store:
     store = Store()
     with st.sidebar:
         st.caption(f"Run store: `{store.root}`")
-        st.caption(
-            f"{runner.max_concurrent()} run(s) train at a time "
-            f"(`{runner.ENV_MAX}`); the others queue."
-        )
+        with guard("Concurrency setting"):
+            st.caption(
+                f"{runner.max_concurrent()} run(s) train at a time "
+                f"(`{runner.ENV_MAX}`); the others queue."
+            )
         device_status(store)
     return store
 
@@ -221,6 +223,24 @@ def delete_runs(store: Store, run_ids: Sequence[str]) -> str:
     for r in run_ids:
         runner.delete(store, r)
     return f"Deleted {len(run_ids)} run(s)."
+
+
+def damaged_notice(store: Store, damaged: Sequence[Damage], manage: bool = False) -> None:
+    """One line per run folder that cannot be read (the other runs are shown as usual), with a
+    Delete button each when ``manage``."""
+    if not damaged:
+        return
+    with st.expander(f"{len(damaged)} damaged run folder(s) not shown", expanded=manage):
+        for d in damaged:
+            text, button = st.columns([10, 1], vertical_alignment="center")
+            text.warning(f"`{d.run_id}`: {d}")
+            if manage:
+                button.button(
+                    "Delete",
+                    key=f"damaged-delete-{d.run_id}",
+                    on_click=safely,
+                    args=(lambda ids=[d.run_id]: delete_runs(store, ids),),
+                )
 
 
 def resumable(info: RunInfo) -> bool:

@@ -22,6 +22,7 @@ def main() -> None:
     st.title("Live view")
     ui.show_flashes()
     with ui.guard("Reading the run store"):
+        ui.damaged_notice(store, store.scan_runs()[1])
         groups = runner.groups(store)
         if not groups:
             st.info("No runs yet: launch a comparison on the home page.")

@@ -75,8 +75,11 @@ def main() -> None:
     st.title("Runs")
     ui.show_flashes()
     st.button("Refresh", key="runs-refresh", type="tertiary")
+    infos: dict[str, RunInfo] = {}
     with ui.guard("Reading the run store"):
-        infos = {i.run_id: i for i in store.list_runs()}
+        runs, damaged = store.scan_runs()
+        infos = {i.run_id: i for i in runs}
+        ui.damaged_notice(store, damaged, manage=True)
     if not infos:
         st.info("No runs yet: launch a comparison on the home page.")
         return

@@ -231,7 +231,9 @@ def main() -> None:
     )
     infos: list[RunInfo] = []
     with ui.guard("Reading the run store"):
-        infos = [i for i in store.list_runs() if selecting(i)]
+        runs, damaged = store.scan_runs()
+        ui.damaged_notice(store, damaged)
+        infos = [i for i in runs if selecting(i)]
     if not infos:
         st.info("No run has finished a selection yet: launch a comparison on the home page.")
         return

@@ -364,3 +364,21 @@ def make_image_folder(
                 _noise_image(rng, size).save(folder / f"{c}_{k}.{ext}")
     (top / ("train" if split else "") / classes[0] / ".DS_Store").write_bytes(b"\x00\x01junk")
     return top
+
+
+def cycle_record(k: int, accuracy: float = 0.5, **fields: Any) -> dict[str, Any]:
+    """A cycles.jsonl record with every key the store requires (two classes)."""
+    return {
+        "cycle": k,
+        "strategy": "entropy",
+        "lam": 0.0,
+        "labeled": 10 + k,
+        "accuracy": accuracy,
+        "per_class_accuracy": [accuracy, None],
+        "labeled_counts": [10 + k, 0],
+        "labeled_l1": 1.0,
+        "selected_counts": None,
+        "batch_l1": None,
+        "timings": {"train": 0.1},
+        **fields,
+    }

@@ -14,6 +14,7 @@ from cbal.config import preset
 from cbal.loop import execute
 from cbal.store import Store, StoreError
 from tests import faultworker
+from tests.fixtures import cycle_record
 
 CYCLES = 3
 TINY = dict(initial_labeled=40, budget=20, cycles=CYCLES, epochs=4, lr_milestones=(3,))
@@ -142,14 +143,14 @@ def test_corrupt_lines_never_break_the_list(tmp_path):
     store = Store(tmp_path)
     run_id = store.create_run(_config())
     path = store.run_dir(run_id) / "cycles.jsonl"
-    path.write_text(json.dumps({"cycle": 0, "accuracy": 0.5}) + "\n" + "\x00garbage{\n")
+    path.write_text(json.dumps(cycle_record(0)) + "\n" + "\x00garbage{\n")
     with pytest.warns(UserWarning, match="corrupt"):
         infos = store.list_runs()
     assert infos[0].last_accuracy == 0.5
     (store.run_dir(run_id) / "status.json").write_text("{broken")
-    with pytest.warns(UserWarning, match="corrupt"):
-        status = store.list_runs()[0].status
-    assert status["state"] == "failed" and "unreadable" in status["error"]
+    infos, damaged = store.scan_runs()  # listed apart, naming the file
+    assert infos == [] and [(d.run_id, d.file) for d in damaged] == [(run_id, "status.json")]
+    assert "not valid JSON" in damaged[0].reason
 
 
 def test_deleted_run_folder_and_unwritable_store(tmp_path):
@@ -172,7 +173,7 @@ def test_store_never_unpickles(tmp_path):
     evil = np.array([{"a": 1}], dtype=object)
     with open(store.run_dir(run_id) / "cycle_0.npz", "wb") as f:
         np.savez(f, selected=evil)
-    with pytest.raises(ValueError, match="pickle"):
+    with pytest.raises(StoreError, match="pickle"):
         store.load_cycle_arrays(run_id, 0)
 
 
@@ -191,11 +192,11 @@ def test_disk_full_leaves_no_half_written_run(tmp_path, monkeypatch):
 def test_disk_full_during_a_cycle_keeps_the_finished_ones(tmp_path, monkeypatch):
     store = Store(tmp_path)
     run_id = store.create_run(_config())
-    store.append_cycle(run_id, {"cycle": 0, "accuracy": 0.5}, {"selected": np.arange(3)})
+    store.append_cycle(run_id, cycle_record(0), {"selected": np.arange(3)})
     before = (store.run_dir(run_id) / "cycles.jsonl").read_bytes()
     monkeypatch.setattr(os, "fsync", _disk_full)
     with pytest.raises(OSError, match="No space left"):
-        store.append_cycle(run_id, {"cycle": 1, "accuracy": 0.6}, {"selected": np.arange(3)})
+        store.append_cycle(run_id, cycle_record(1, 0.6), {"selected": np.arange(3)})
     monkeypatch.undo()
     assert (store.run_dir(run_id) / "cycles.jsonl").read_bytes() == before
     assert not (store.run_dir(run_id) / "cycle_1.npz").exists()

@@ -6,8 +6,10 @@ import sys
 import numpy as np
 import pytest
 
+from cbal import process
 from cbal.config import make_config
 from cbal.store import Store, StoreError, atomic_write_json, check_run_id
+from tests.fixtures import cycle_record
 
 
 @pytest.fixture
@@ -16,7 +18,7 @@ def store(tmp_path):
 
 
 def _record(k):
-    return {"cycle": k, "accuracy": 0.5 + k / 100, "labeled": 10 + k}
+    return cycle_record(k, accuracy=0.5 + k / 100)
 
 
 def test_create_and_read_back(store):
@@ -75,8 +77,14 @@ def test_status_of_dead_process_reads_failed(store):
     proc.wait()
     store.write_status(run_id, state="running", pid=proc.pid)
     assert store.run_info(run_id).state == "failed"
-    store.write_status(run_id, state="running", pid=os.getpid())
+    me = process.start_time(os.getpid())
+    store.write_status(run_id, state="running", pid=os.getpid(), pid_start=me)
     assert store.run_info(run_id).state == "running"
+    # the same pid with another start time is another process: pid reuse reads 'failed'
+    store.write_status(run_id, state="running", pid=os.getpid(), pid_start=me - 1)
+    assert store.run_info(run_id).state == "failed"
+    store.write_status(run_id, state="running", pid=os.getpid(), pid_start=None)
+    assert store.run_info(run_id).state == "failed"
 
 
 def test_lock_excludes_a_second_process(store):
@@ -123,7 +131,7 @@ def test_runs_on_another_host_are_judged_by_heartbeat(store):
 
 
 def test_small_paths(store, tmp_path, monkeypatch):
-    from cbal.store import default_root, fault_point, hold_first_free, pid_alive
+    from cbal.store import default_root, fault_point, hold_first_free
 
     monkeypatch.setenv("CBAL_CACHE", str(tmp_path / "elsewhere"))
     assert default_root() == tmp_path / "elsewhere"
@@ -159,10 +167,8 @@ def test_small_paths(store, tmp_path, monkeypatch):
     paths = [tmp_path / "slots" / f"{i}" for i in range(2)]
     with hold_first_free(paths) as a, hold_first_free(paths) as b:
         assert (a, b) == (0, 1)
-    assert not pid_alive(None) and pid_alive(os.getpid())
+    assert process.start_time(None) is None and process.start_time(os.getpid())
     zombie = subprocess.Popen([sys.executable, "-c", "pass"])
-    import time
-
-    time.sleep(0.5)  # exited but not reaped: a zombie is not alive
-    assert not pid_alive(zombie.pid)
+    os.waitid(os.P_PID, zombie.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: a zombie
+    assert process.start_time(zombie.pid) is None
     zombie.wait()
