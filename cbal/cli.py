@@ -22,6 +22,12 @@ _HIDDEN = {"preset", "version"}
 _ALIASES = {"imbalance_factor": ["--if"], "imbalance_profile": ["--profile"]}
 
 
+_THREADS_HELP = (
+    "torch CPU threads (default: cores / CBAL_MAX_CONCURRENT, as for dashboard and sweep runs; "
+    "another count changes the CPU numbers; recorded with the run)"
+)
+
+
 class UsageError(Exception):
     """Bad command-line input: reported on one line, exit status 2."""
 
@@ -62,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="start a run in the foreground")
     run.add_argument("--preset", choices=list(PRESETS), default=None)
     _add_config_flags(run)
+    run.add_argument("--threads", type=int, default=None, metavar="N", help=_THREADS_HELP)
     resume = sub.add_parser("resume", help="continue a run from its last finished cycle")
     resume.add_argument("run_id")
     sub.add_parser("list", help="table of runs")
@@ -111,7 +118,7 @@ def _add_grid_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--n-jobs", type=int, default=1, metavar="N", help="runs at a time (-1: cores)"
     )
-    parser.add_argument("--threads", type=int, default=None, metavar="N", help="torch threads/run")
+    parser.add_argument("--threads", type=int, default=None, metavar="N", help=_THREADS_HELP)
     parser.add_argument(
         "--gpu-jobs", type=int, default=1, metavar="N", help="runs per GPU at a time"
     )
@@ -150,13 +157,13 @@ def _progress_bar(total: int) -> Any:
     return bar, update
 
 
-def _execute(store: Store, run_id: str, quiet: bool = False) -> int:
+def _execute(store: Store, run_id: str, quiet: bool = False, threads: int | None = None) -> int:
     from cbal.loop import Cancelled, execute
 
     cfg = store.load_config(run_id)
     bar, update = (None, None) if quiet else _progress_bar(cfg.cycles + 1)
     try:
-        records = execute(store, run_id, update)
+        records = execute(store, run_id, update, threads)
     except Cancelled:
         print(f"run {run_id} cancelled; finished cycles are kept (resume with `cbal resume`)")
         return 130
@@ -179,12 +186,9 @@ def _execute(store: Store, run_id: str, quiet: bool = False) -> int:
 
 def _worker(store: Store, run_id: str) -> int:
     """A background run (see cbal.runner): wait for a free slot, then execute."""
-    import torch
-
     from cbal import runner
     from cbal.loop import Cancelled
 
-    torch.set_num_threads(runner.threads_per_run())
     try:
         with runner.slot(store):
             return _execute(store, run_id, quiet=True)
@@ -204,11 +208,13 @@ def cmd_run(store: Store, args: argparse.Namespace) -> int:
     from cbal.train import resolve_device
 
     cfg = config_from_args(args)
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads: {args.threads} is not allowed: expected an integer >= 1")
     resolve_device(cfg.device)
     prepare(cfg)  # data problems surface before a run folder exists
     run_id = store.create_run(cfg)
     print(f"run id: {run_id}", flush=True)
-    return _execute(store, run_id)
+    return _execute(store, run_id, threads=args.threads)
 
 
 def cmd_list(store: Store) -> int:
