@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from cbal import config as config_mod
 from cbal.config import PRESETS, ConfigError, RunConfig
 from cbal.data import DataError
-from cbal.store import Store, StoreError
+from cbal.store import Store, StoreError, accuracy_text
 
 # RunConfig fields the CLI does not offer as flags (set by presets or internally)
 _HIDDEN = {"preset", "version"}
@@ -180,7 +180,8 @@ def _execute(store: Store, run_id: str, quiet: bool = False, threads: int | None
         if bar is not None:
             bar.close()
     last = records[-1]
-    print(f"run {run_id} done: accuracy {last['accuracy']:.4f} with {last['labeled']} labels")
+    acc = accuracy_text(last["accuracy"])
+    print(f"run {run_id} done: accuracy {acc} with {last['labeled']} labels")
     return 0
 
 
@@ -231,8 +232,8 @@ def cmd_list(store: Store) -> int:
                 c.strategy,
                 "-" if lam is None else f"{lam:g}",
                 str(c.seed),
-                f"{len(info.cycles)}/{c.cycles + 1}",
-                "-" if info.last_accuracy is None else f"{info.last_accuracy:.4f}",
+                info.cycles_text,
+                accuracy_text(info.last_accuracy),
             ]
         )
     if len(rows) == 1:
@@ -244,9 +245,11 @@ def cmd_list(store: Store) -> int:
 
 def cmd_show(store: Store, run_id: str) -> int:
     info = store.run_info(run_id)
+    threads = info.status.get("threads")
     print(
         f"{run_id}: {info.state}  {info.config.dataset} IF={info.config.imbalance_factor:g} "
-        f"{info.config.strategy} seed={info.config.seed}"
+        f"{info.config.strategy} seed={info.config.seed}  cycles {info.cycles_text}"
+        + (f"  torch threads {threads}" if threads else "")
     )
     if info.status.get("error"):
         print(f"error: {info.status['error']}")
@@ -259,7 +262,7 @@ def cmd_show(store: Store, run_id: str) -> int:
             [
                 str(r["cycle"]),
                 str(r["labeled"]),
-                f"{r['accuracy']:.4f}",
+                accuracy_text(r["accuracy"]),
                 "-" if r["batch_l1"] is None else f"{r['batch_l1']:.3f}",
                 f"{r['labeled_l1']:.3f}",
                 str(sel.get("status", "-")),
@@ -352,7 +355,7 @@ def _run_grid(
         bars.append(tqdm(total=done + todo, initial=done, unit="run", desc=sweep.sweep_id))
 
     def on_result(row: sw.RunRow) -> None:
-        acc = "-" if row.accuracy is None else f"{row.accuracy:.4f}"
+        acc = accuracy_text(row.accuracy)
         error = f"  {row.error}" if row.error else ""
         seconds = f"{row.seconds or 0:.0f} s"
         bars[0].write(f"{row.state:<9} {row.key}  {row.run_id}  acc {acc}  {seconds}{error}")

@@ -74,7 +74,7 @@ from typing import Any
 
 from cbal import config as config_mod
 from cbal.config import DATASETS, PRESETS, ConfigError, RunConfig
-from cbal.store import RunInfo, Store, StoreError, hold_first_free
+from cbal.store import RunInfo, Store, StoreError, accuracy_text, hold_first_free
 
 SPEC_KEYS = ("name", "preset", "base", "grid")
 # grid axes in run order; other grid fields go between these and "seed", which varies fastest
@@ -507,7 +507,8 @@ class RunRow:
 
     @property
     def cycles_total(self) -> int:
-        return self.config.cycles + 1
+        """Selection cycles configured (``cycles_done`` counts the finished ones)."""
+        return self.config.cycles
 
 
 def plan(store: Store, sweep: Sweep, retry_failed: bool = True) -> list[RunRow]:
@@ -542,7 +543,7 @@ def _row(p: SweepPoint, info: RunInfo, action: str, **extra: Any) -> RunRow:
         p.config,
         info.run_id,
         info.state,
-        len(info.cycles),
+        info.cycles_done,
         action,
         accuracy=info.last_accuracy,
         error=info.status.get("error") if info.state != "done" else None,
@@ -554,7 +555,7 @@ def table(rows: Sequence[RunRow]) -> list[list[str]]:
     """Rows as text cells (header first): key, run id, state, cycles, accuracy, action."""
     out = [["key", "run id", "state", "cycles", "accuracy", "action"]]
     for r in rows:
-        acc = "-" if r.accuracy is None else f"{r.accuracy:.4f}"
+        acc = accuracy_text(r.accuracy)
         cycles = f"{r.cycles_done}/{r.cycles_total}"
         out.append([r.key, r.run_id or "-", r.state, cycles, acc, r.action])
     return out

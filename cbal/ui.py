@@ -22,7 +22,7 @@ import streamlit as st
 from cbal import plots, runner
 from cbal.config import KNOWN_CLASSES, RunConfig
 from cbal.data import DataError, Dataset, load_dataset
-from cbal.store import RunInfo, Store, StoreError
+from cbal.store import RunInfo, Store, StoreError, accuracy_text
 
 REFRESH_S = 1.5
 LATEST = -1  # the "latest cycle" choice of the cycle pickers
@@ -142,13 +142,15 @@ def progress_line(info: RunInfo, now: float | None = None) -> tuple[float, str]:
     if state == "done":
         acc = info.last_accuracy
         acc_text = (
-            "" if acc is None else f" · accuracy {acc:.1%} with {info.cycles[-1]['labeled']} labels"
+            ""
+            if acc is None
+            else f" · accuracy {accuracy_text(acc)} with {info.cycles[-1]['labeled']} labels"
         )
         return 1.0, f"done in {human_seconds(runner.duration(info, now))}{acc_text}"
     if state == "queued":
         return done / total, "queued: waiting for a free slot"
     if state != "running":
-        return done / total, f"{state} after {done} of {total} cycles"
+        return done / total, f"{state} after {info.cycles_done} of {cfg.cycles} cycles"
     p = info.status.get("progress") or {}
     if p.get("cycle", -1) < done:  # no event of this attempt yet
         return done / total, f"cycle {done}/{cfg.cycles} · starting"
@@ -189,9 +191,10 @@ def runs_table(infos: Sequence[RunInfo], now: float | None = None) -> pd.DataFra
                 "dataset": c.dataset,
                 "IF": c.imbalance_factor,
                 "profile": c.imbalance_profile,
-                "cycles": f"{len(i.cycles)}/{c.cycles + 1}",
+                "cycles": i.cycles_text,
                 "labeled": i.cycles[-1]["labeled"] if i.cycles else None,
-                "last accuracy": i.last_accuracy,
+                # in percent, for the page's "%.2f%%" (the two decimals of accuracy_text)
+                "last accuracy": None if i.last_accuracy is None else 100 * i.last_accuracy,
                 "duration": human_seconds(runner.duration(i, now)),
                 "group": runner.group_of(i) or "",
                 "run": i.run_id,
