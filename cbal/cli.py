@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", required=True, metavar="DIR", help="output folder")
     exp.add_argument("--lambda-run", metavar="RUN_ID", help="figure d's run (default: a CB run)")
     exp.add_argument("--lambda-cycle", type=int, metavar="K", help="figure d's cycle")
+    exp.add_argument(
+        "--width",
+        choices=["single", "double"],
+        default="double",
+        help="print width: one column (3.5 in) or the text width (7 in); type ≥ 7 pt",
+    )
     worker = sub.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("run_id")
     return parser
@@ -426,7 +432,14 @@ def cmd_export(store: Store, args: argparse.Namespace) -> int:
         store.load_config(args.lambda_run)  # unknown: a StoreError, one line
     try:
         result = export.export_runs(
-            store, run_ids, args.out, figures, formats, args.lambda_run, args.lambda_cycle
+            store,
+            run_ids,
+            args.out,
+            figures,
+            formats,
+            args.lambda_run,
+            args.lambda_cycle,
+            width=args.width,
         )
     except export.ExportError as exc:
         raise UsageError(f"--out: {exc}") from None

@@ -4,8 +4,10 @@ Every figure has a ``*_tidy`` twin returning the data frame of exactly the numbe
 row per run × cycle × series (the figure is drawn from that frame, so the two cannot disagree).
 Nothing here imports Streamlit or torch.
 
-Conventions: one fixed, colour-blind-safe colour per strategy (Okabe–Ito), solid lines for the
-paper's balanced methods and dashed ones for the classical baselines; seeds of one series are
+Conventions: one fixed, colour-blind-safe colour per strategy (Okabe–Ito), each balanced
+variant in its baseline's colour family; solid lines for the paper's balanced methods and dashed
+ones for the classical baselines. A series is one experiment configuration (every setting but
+the seed, :func:`experiment_key`), counted once per seed (:func:`series_set`); its seeds are
 averaged, with a band of ± one sample standard deviation (ddof = 1; no band for a single seed).
 Classes run from the pool's head to its tail (:func:`class_order`).
 """
@@ -43,6 +45,9 @@ OKABE_ITO = {
     "reddish purple": "#CC79A7",
     "grey": "#999999",
 }
+# Each balanced (-CB) variant in its baseline's colour family, a darker shade of it (drawn solid;
+# the baseline dashed): Entropy sky blue / blue, BALD orange / vermillion, KCenterGreedy bluish
+# green / a darker shade of it (the one colour outside Okabe–Ito; told apart by lightness).
 STRATEGY_COLORS: dict[str, str] = {
     "random": OKABE_ITO["grey"],
     "entropy": OKABE_ITO["sky blue"],
@@ -50,9 +55,9 @@ STRATEGY_COLORS: dict[str, str] = {
     "bald": OKABE_ITO["orange"],
     "bald-cb": OKABE_ITO["vermillion"],
     "kcenter": OKABE_ITO["bluish green"],
-    "kcenter-cb": OKABE_ITO["reddish purple"],
-    "coreset": OKABE_ITO["yellow"],
-    "entropy-pl": OKABE_ITO["black"],
+    "kcenter-cb": "#005F45",
+    "coreset": OKABE_ITO["black"],
+    "entropy-pl": OKABE_ITO["reddish purple"],
 }
 # marker per family (a CB variant shares its baseline's), so print in grey stays readable
 STRATEGY_SYMBOLS: dict[str, str] = {
@@ -155,22 +160,21 @@ def _newest_finished_first(info: RunInfo) -> tuple[bool, float, str]:
 class SeriesSet:
     """Runs as a figure averages them: ``runs`` holds one run per (experiment, seed) (the newest
     finished one; else the newest), in the given order; ``names`` maps every given run's id to
-    its series' name; ``left_out`` maps a series' name to the ids of its duplicates (another run
-    of the same experiment and seed), which no figure or table counts."""
+    its series' name; ``left_out`` holds the duplicates (another run of the same experiment and
+    seed), which no figure or table counts."""
 
     runs: list[RunInfo]
     names: dict[str, str]
-    left_out: dict[str, list[str]]
+    left_out: list[RunInfo]
 
     def subset(self, keep: Callable[[RunInfo], bool]) -> SeriesSet:
-        runs = [r for r in self.runs if keep(r)]
-        series = {self.names[r.run_id] for r in runs}
         return SeriesSet(
-            runs, self.names, {n: ids for n, ids in self.left_out.items() if n in series}
+            [r for r in self.runs if keep(r)], self.names, [r for r in self.left_out if keep(r)]
         )
 
     def duplicates(self, series: str) -> int:
-        return len(self.left_out.get(series, []))
+        """How many runs of ``series`` were left out as duplicates."""
+        return sum(self.names[r.run_id] == series for r in self.left_out)
 
 
 def series_set(runs: Sequence[RunInfo], omit: Sequence[str] = ()) -> SeriesSet:
@@ -184,12 +188,11 @@ def series_set(runs: Sequence[RunInfo], omit: Sequence[str] = ()) -> SeriesSet:
         if slot not in best or _newest_finished_first(r) > _newest_finished_first(best[slot]):
             best[slot] = r
     kept = {r.run_id for r in best.values()}
-    names = _names(runs, keys, omit)
-    left_out: dict[str, list[str]] = {}
-    for r in runs:
-        if r.run_id not in kept:
-            left_out.setdefault(names[r.run_id], []).append(r.run_id)
-    return SeriesSet([r for r in runs if r.run_id in kept], names, left_out)
+    return SeriesSet(
+        [r for r in runs if r.run_id in kept],
+        _names(runs, keys, omit),
+        [r for r in runs if r.run_id not in kept],
+    )
 
 
 def _names(
@@ -233,7 +236,7 @@ def series_names(runs: Sequence[RunInfo], omit: Sequence[str] = ()) -> dict[str,
 
 def duplicates_note(runs: Sequence[RunInfo]) -> str | None:
     """A sentence naming the runs left out as duplicates of one experiment and seed, or None."""
-    left = sorted(r for ids in series_set(runs).left_out.values() for r in ids)
+    left = sorted(r.run_id for r in series_set(runs).left_out)
     if not left:
         return None
     return (

@@ -22,6 +22,7 @@ import streamlit as st
 from cbal import plots, runner
 from cbal.config import KNOWN_CLASSES, RunConfig
 from cbal.data import DataError, Dataset, load_dataset
+from cbal.export import figure_stem, safe_name
 from cbal.store import RunInfo, Store, StoreError, accuracy_text
 
 REFRESH_S = 1.5
@@ -258,21 +259,23 @@ def run_rows(store: Store, infos: Sequence[RunInfo], key: str) -> None:
 # -- figures -------------------------------------------------------------------------------------
 
 
-def chart(fig: go.Figure, tidy: pd.DataFrame, key: str) -> None:
-    """A figure, and the numbers it plots as a CSV download."""
+def chart(fig: go.Figure, tidy: pd.DataFrame, key: str, stem: str | None = None) -> None:
+    """A figure, and the numbers it plots as a CSV download; downloads are named ``stem``
+    (what the figure shows, e.g. :func:`cbal.export.figure_stem`), else ``key``."""
     st.plotly_chart(fig, key=key, theme=None, config={"displaylogo": False})
     if not tidy.empty:
+        stem = safe_name(stem or key)
         st.download_button(
             "Plotted numbers (CSV)",
             tidy.to_csv(index=False),
-            file_name=f"{key}.csv",
+            file_name=f"{stem}.csv",
             mime="text/csv",
             key=f"{key}-csv",
             on_click="ignore",
             type="tertiary",
             icon=":material/download:",
         )
-        export_panel(fig, key)
+        export_panel(fig, key, stem)
 
 
 @st.cache_resource(show_spinner="Loading the images…", max_entries=4)
@@ -319,12 +322,18 @@ def _resolve(cycle: int, infos: Sequence[RunInfo], selecting: bool) -> int:
 
 
 def figures(store: Store, infos: Sequence[RunInfo], key: str) -> None:
-    """Accuracy curve, L1 per cycle, one cycle's histograms, per-class accuracy and a gallery."""
+    """Accuracy curve, L1 per cycle, one cycle's histograms, per-class accuracy and a gallery.
+
+    Runs are averaged per experiment configuration, one run per seed (:func:`plots.series_set`);
+    a caption names the duplicates left out."""
+    if (note := plots.duplicates_note(infos)) is not None:
+        st.caption(note)
     left, right = st.columns(2)
     with left, guard("Accuracy curve"):
-        chart(plots.learning_curve(infos), plots.learning_curve_tidy(infos), f"{key}-curve")
+        stem = figure_stem(infos, "accuracy")
+        chart(plots.learning_curve(infos), plots.learning_curve_tidy(infos), f"{key}-curve", stem)
     with right, guard("L1 curves"):
-        chart(plots.l1_curves(infos), plots.l1_tidy(infos), f"{key}-l1")
+        chart(plots.l1_curves(infos), plots.l1_tidy(infos), f"{key}-l1", figure_stem(infos, "l1"))
     same_data = len({(i.config.dataset, i.config.data_dir) for i in infos}) == 1
     names = class_names(infos[0].config) if same_data else None
     cycles = max(i.config.cycles for i in infos)  # selecting cycles: 0 .. cycles - 1
@@ -342,6 +351,7 @@ def figures(store: Store, infos: Sequence[RunInfo], key: str) -> None:
             plots.selection_histograms(shown, cycle, names),
             plots.histogram_tidy(shown, cycle, names),
             f"{key}-hist",
+            figure_stem(shown, f"selection_seed{seed}", cycle),
         )
     st.caption(
         "Classes run from the head of the pool to its tail (both imbalance profiles shrink "
@@ -359,6 +369,7 @@ def figures(store: Store, infos: Sequence[RunInfo], key: str) -> None:
             plots.per_class_accuracy(infos, acc_cycle, names),
             plots.per_class_tidy(infos, acc_cycle, names),
             f"{key}-perclass",
+            figure_stem(infos, "per_class_accuracy", acc_cycle),
         )
 
     st.subheader("Gallery of a selection")
@@ -478,16 +489,16 @@ def group_summary(infos: Sequence[RunInfo]) -> str:
 
 
 @st.cache_data(show_spinner="Drawing the figure as PNG, SVG and PDF…", max_entries=32)
-def _figure_files(spec: str) -> dict[str, bytes]:
+def _figure_files(spec: str, title: str) -> dict[str, bytes]:
     import plotly.io as pio
 
     from cbal import export
 
     fig = pio.from_json(spec)
-    return {fmt: export.figure_bytes(fig, fmt) for fmt in export.IMAGE_FORMATS}
+    return {fmt: export.figure_bytes(fig, fmt, title) for fmt in export.IMAGE_FORMATS}
 
 
-def export_panel(fig: go.Figure, key: str) -> None:
+def export_panel(fig: go.Figure, key: str, stem: str | None = None) -> None:
     """Download buttons for ``fig`` as PNG (3× scale), SVG and PDF, the same files as
     ``python -m cbal export`` makes. Drawing takes a headless browser (a few seconds for the
     first figure, about half a second after), so the files are drawn only when asked for, for
@@ -510,7 +521,7 @@ def export_panel(fig: go.Figure, key: str) -> None:
         )
         return
     try:
-        files = _figure_files(spec)
+        files = _figure_files(spec, stem or key)
     except export.ExportError as exc:
         st.warning(f"Image export: {exc}")
         return
@@ -519,7 +530,7 @@ def export_panel(fig: go.Figure, key: str) -> None:
             st.download_button(
                 fmt.upper(),
                 data,
-                file_name=f"{key}.{fmt}",
+                file_name=f"{safe_name(stem or key)}.{fmt}",
                 mime=export.MIME[fmt],
                 key=f"{key}-{fmt}",
                 on_click="ignore",
