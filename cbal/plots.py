@@ -1029,13 +1029,12 @@ def _curves_by_if(
     hover: str,
     title: str,
 ) -> go.Figure:
-    """Mean ± std curves per series: one column per IF, one row per panel (``panels``: the
-    values of df's 'panel' column → row label; None for a single row)."""
+    """Mean ± std curves per series: one column per IF (titled above the top row), one row per
+    panel (``panels``: the values of df's 'panel' column → the row's y-axis title; None for a
+    single row)."""
     groups = if_groups(runs)
     rows = list(panels or {"": ""})
-    titles = [
-        f"IF = {v:g}" + (f" · {panels[p]}" if panels else "") for p in rows for v, _ in groups
-    ]
+    titles = [f"IF = {v:g}" if k == 0 else "" for k in range(len(rows)) for v, _ in groups]
     fig = make_subplots(
         rows=len(rows),
         cols=len(groups),
@@ -1052,8 +1051,16 @@ def _curves_by_if(
         for row, p in enumerate(rows, 1):
             sub = part[part["panel"] == p] if panels else part
             _add_bands(fig, sub, x, styles, hover, row, col, showlegend=False)
+    for row, p in enumerate(rows, 1):
+        if panels:
+            fig.update_yaxes(title_text=panels[p], row=row, col=1)
     _legend_once(fig)
     return fig
+
+
+def _middle(runs: Sequence[RunInfo]) -> int:
+    """The middle column of a figure with one column per imbalance factor."""
+    return (len(if_groups(runs)) + 1) // 2
 
 
 def accuracy_by_if_tidy(runs: Sequence[RunInfo]) -> pd.DataFrame:
@@ -1068,7 +1075,8 @@ def accuracy_by_if(runs: Sequence[RunInfo], title: str = "Test accuracy") -> go.
         return _empty(title, "no finished cycle yet")
     hover = "%{x} labels: %{y:.1%} ± %{customdata[0]:.1%} (%{customdata[1]} seeds)"
     fig = _curves_by_if(runs, df, "labeled", None, hover, title)
-    fig.update_xaxes(title_text="Labeled images (count)", row=1)
+    # one x title, under the middle panel: a title per narrow panel would run into the next
+    fig.update_xaxes(title_text="Labeled images (count)", row=1, col=_middle(runs))
     fig.update_yaxes(tickformat=".0%")
     fig.update_yaxes(title_text="Test accuracy (%)", col=1)
     return fig
@@ -1079,6 +1087,9 @@ def l1_by_if_tidy(runs: Sequence[RunInfo]) -> pd.DataFrame:
     return _tidy_by_if(runs, l1_tidy)
 
 
+_L1_ROWS = {"batch": "L1 of the batch", "labeled": "L1 of the labeled set"}
+
+
 def l1_by_if(runs: Sequence[RunInfo], title: str = "Class imbalance (L1) per cycle") -> go.Figure:
     """L1 score vs cycle, one column per imbalance factor; the selected batch (top row) and the
     labeled set after it (bottom row); mean ± std over seeds."""
@@ -1086,11 +1097,10 @@ def l1_by_if(runs: Sequence[RunInfo], title: str = "Class imbalance (L1) per cyc
     if df.empty:
         return _empty(title, "no selection yet")
     hover = "cycle %{x}: L1 %{y:.3f} ± %{customdata[0]:.3f} (%{customdata[1]} seeds)"
-    fig = _curves_by_if(runs, df, "cycle", L1_PANELS, hover, title)
-    fig.update_xaxes(dtick=1)
-    fig.update_xaxes(title_text="Cycle", row=len(L1_PANELS))
+    fig = _curves_by_if(runs, df, "cycle", _L1_ROWS, hover, title)
+    fig.update_xaxes(dtick=1 if df["cycle"].max() <= 5 else 2)  # room for the labels of 8
+    fig.update_xaxes(title_text="Cycle", row=len(_L1_ROWS), col=_middle(runs))
     fig.update_yaxes(range=[0, 1.02])
-    fig.update_yaxes(title_text="L1 score (0 = balanced)", col=1)
     return fig
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import stat
 
 import numpy as np
 import pandas as pd
@@ -61,17 +62,20 @@ def test_csvs_equal_the_store_records(runs, tmp_path):
     result = export.export_runs(store, ids, tmp_path, formats=["csv"])
     assert not result.errors and not result.notes
     names = sorted(p.name for p in result.written)
-    assert names == [
-        "a_accuracy.csv",
-        "b_distribution_IF0.1.csv",
-        "c_l1.csv",
-        "d_lambda_tradeoff.csv",
+    assert names[:3] + names[4:] == [
+        "a_accuracy_digits_IF0.1.csv",
+        "b_distribution_digits_IF0.1.csv",
+        "c_l1_digits_IF0.1.csv",
         "report.html",
     ]
+    lam_file = names[3]  # named after its run and cycle
+    assert re.fullmatch(
+        r"d_lambda_digits_entropy-cb_IF0\.1_cycle1_[0-9]{8}-[0-9]{6}-.*\.csv", lam_file
+    )
     records = {r: store.read_cycles(r) for r in ids}
     strategy = {r: store.load_config(r).strategy for r in ids}
 
-    acc = read_csv(tmp_path / "a_accuracy.csv")
+    acc = read_csv(tmp_path / "a_accuracy_digits_IF0.1.csv")
     assert len(acc) == 4 * 3
     for row in acc.to_dict("records"):
         rec = records[row["run_id"]][row["cycle"]]
@@ -82,8 +86,9 @@ def test_csvs_equal_the_store_records(runs, tmp_path):
         assert row["mean"] == pytest.approx(np.mean(seeds), abs=1e-15)
         assert row["std"] == pytest.approx(np.std(seeds, ddof=1), abs=1e-15)
         assert row["n_seeds"] == 2 and row["imbalance_factor"] == 0.1
+        assert row["duplicates_left_out"] == 0
 
-    dist = read_csv(tmp_path / "b_distribution_IF0.1.csv")
+    dist = read_csv(tmp_path / "b_distribution_digits_IF0.1.csv")
     assert len(dist) == 4 * 2 * 10  # runs × selecting cycles × classes
     for row in dist.to_dict("records"):
         rec = records[row["run_id"]][row["cycle"]]
@@ -92,13 +97,13 @@ def test_csvs_equal_the_store_records(runs, tmp_path):
     totals = dist.groupby(["run_id", "cycle"])["count"].sum()
     assert (totals == 20).all()
 
-    l1 = read_csv(tmp_path / "c_l1.csv")
+    l1 = read_csv(tmp_path / "c_l1_digits_IF0.1.csv")
     assert set(l1["panel"]) == {"batch", "labeled"} and len(l1) == 4 * 2 * 2
     for row in l1.to_dict("records"):
         rec = records[row["run_id"]][row["cycle"]]
         assert row["l1"] == rec["batch_l1" if row["panel"] == "batch" else "labeled_l1"]
 
-    path = read_csv(tmp_path / "d_lambda_tradeoff.csv")
+    path = read_csv(tmp_path / lam_file)
     assert len(path) == len(explore.DEFAULT_LAMS) + 1  # and the run's own λ
     (run_id,) = set(path["run_id"])
     assert run_id in ids and store.load_config(run_id).strategy == "entropy-cb"
@@ -113,13 +118,19 @@ def test_csvs_equal_the_store_records(runs, tmp_path):
 
     report = (tmp_path / "report.html").read_text()
     assert report.count("<h2>") == 4 and ids[0] in report
+    # shared files: the umask's mode, not a temp file's 0600
+    assert {stat.S_IMODE(p.stat().st_mode) for p in result.written} == {export.file_mode()}
+    assert export.file_mode() & 0o044  # readable by others under this test's usual umask
 
 
 def test_figure_d_is_skipped_with_a_reason_without_a_cb_run(runs, tmp_path):
     store, ids = runs
     entropy_only = [r for r in ids if "-entropy-s" in r]
     result = export.export_runs(store, entropy_only, tmp_path, figures="ad", formats=["csv"])
-    assert [p.name for p in result.written] == ["a_accuracy.csv", "report.html"]
+    assert [p.name for p in result.written] == [
+        "a_accuracy_digits_entropy_IF0.1.csv",
+        "report.html",
+    ]
     (note,) = result.notes
     assert note.startswith("figure d skipped:") and "CB run" in note
 
@@ -183,7 +194,10 @@ def test_no_browser_is_one_clear_line(monkeypatch, runs, tmp_path):
     assert "\n" not in message and "Chromium" in message and "BROWSER_PATH" in message
     store, ids = runs
     result = export.export_runs(store, ids[:1], tmp_path / "out", figures="a")
-    assert [p.name for p in result.written] == ["a_accuracy.csv", "report.html"]
+    assert [p.name for p in result.written] == [
+        "a_accuracy_digits_entropy_IF0.1.csv",
+        "report.html",
+    ]
     (error,) = result.errors
     assert error.startswith("PDF, SVG, PNG not written: ")
 
