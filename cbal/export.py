@@ -256,7 +256,7 @@ def pdf_with_info(pdf: bytes, title: str) -> bytes:
     )
     xref_at = obj_at + len(obj)
     tail = (
-        f"xref\n{number} 1\n{obj_at:010d} 00000 n \ntrailer\n"
+        f"xref\n0 1\n0000000000 65535 f \n{number} 1\n{obj_at:010d} 00000 n \ntrailer\n"
         f"<</Size {new_size} /Root {root.group(1).decode()} /Info {number} 0 R "
         f"/Prev {prev.decode()}>>\nstartxref\n{xref_at}\n%%EOF\n"
     ).encode()

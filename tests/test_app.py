@@ -181,7 +181,8 @@ def test_failed_runs_show_their_error_inline_and_leave_the_others(store):
     assert "RuntimeError: boom" in errors
     assert "its process died" in errors
     assert [b.label for b in at.button if b.label == "Resume"] == ["Resume"] * 3
-    assert "cancelled after 0 of 3 cycles" in at.get("progress")[2].proto.text
+    # cycles count selections, as the form does: the run was configured with 2
+    assert "cancelled after 0 of 2 cycles" in at.get("progress")[2].proto.text
     assert all(store.exists(r) for r in ids)
 
 

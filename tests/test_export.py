@@ -135,28 +135,55 @@ def test_figure_d_is_skipped_with_a_reason_without_a_cb_run(runs, tmp_path):
     assert note.startswith("figure d skipped:") and "CB run" in note
 
 
-def test_figure_set_is_publication_styled(runs):
+@pytest.mark.parametrize("width", ["single", "double"])
+def test_figure_set_is_publication_styled(runs, width):
     store, ids = runs
-    figs, notes = export.paper_figures(store, [store.run_info(r) for r in ids])
-    assert [f.name for f in figs] == [
-        "a_accuracy",
-        "b_distribution_IF0.1",
-        "c_l1",
-        "d_lambda_tradeoff",
+    figs, notes = export.paper_figures(store, [store.run_info(r) for r in ids], width=width)
+    names = [f.name for f in figs]
+    assert names[:3] == [
+        "a_accuracy_digits_IF0.1",
+        "b_distribution_digits_IF0.1",
+        "c_l1_digits_IF0.1",
     ]
+    assert names[3].startswith("d_lambda_digits_entropy-cb_IF0.1_cycle1_")
     for pf in figs:
         layout = pf.fig.layout
         assert not layout.title.text  # no title in the plot area
-        assert layout.width and layout.height and layout.font.size >= 14
+        assert layout.width == {"single": 336, "double": 672}[width]  # 3.5 / 7 in at 96 px/in
+        assert plots.font_pt(layout.font.size) >= 7
         assert all(ax.title.text for ax in pf.fig.select_yaxes(col=1))  # labeled axes
     titles = [a.text for a in figs[1].fig.layout.annotations]
     assert len(titles) == 2 * 2 and all(re.search(r"L1 = \d\.\d\d ± \d\.\d\d", t) for t in titles)
-    curve = figs[0].fig  # one legend entry per series, in the strategy's fixed colour
-    lines = {t.name: t.line.color for t in curve.data if t.showlegend}
+    curve = figs[0].fig  # one legend entry per series, in the strategy's fixed colour and dash
+    lines = {t.name: (t.line.color, t.line.dash) for t in curve.data if t.showlegend}
     assert lines == {
-        "Entropy": plots.strategy_color("entropy"),
-        "Entropy-CB (λ=0.6)": plots.strategy_color("entropy-cb"),
+        "Entropy": (plots.strategy_color("entropy"), "dash"),
+        "Entropy-CB (λ=0.6)": (plots.strategy_color("entropy-cb"), "solid"),
     }
+    assert "duplicates" not in figs[0].caption
+
+
+def test_duplicate_runs_are_left_out_and_named(runs, tmp_path):
+    store, ids = runs
+    again = store.create_run(store.load_config(ids[0]))  # the same configuration and seed
+    try:
+        (store.run_dir(again) / "cycles.jsonl").write_bytes(
+            (store.run_dir(ids[0]) / "cycles.jsonl").read_bytes()
+        )
+        store.write_status(again, state="done")
+        infos = [store.run_info(r) for r in [*ids, again]]
+        figs, _ = export.paper_figures(store, infos, "a")
+        (pf,) = figs
+        assert "1 run(s) left out as duplicates" in pf.caption and ids[0] in pf.caption
+        assert set(pf.tidy["n_seeds"]) == {2}
+        assert pf.tidy.groupby("strategy")["duplicates_left_out"].max().to_dict() == {
+            "entropy": 1,
+            "entropy-cb": 0,
+        }
+        report = export.html_report(figs, infos)
+        assert report.count("no: a duplicate") == 1
+    finally:
+        store.delete_run(again)
 
 
 def test_safe_names_stay_in_the_folder(tmp_path):
@@ -212,7 +239,13 @@ def test_cli_export_end_to_end(runs, tmp_path, capsys):
     )
     stdout = capsys.readouterr().out
     assert code == 0, stdout
-    stems = ["a_accuracy", "b_distribution_IF0.1", "c_l1", "d_lambda_tradeoff"]
+    stems = sorted({p.stem for p in out.iterdir() if p.suffix == ".csv"})
+    assert [s.split("_digits")[0] for s in stems] == [
+        "a_accuracy",
+        "b_distribution",
+        "c_l1",
+        "d_lambda",
+    ]
     expected = {f"{s}.{fmt}" for s in stems for fmt in export.FORMATS} | {"report.html"}
     assert {p.name for p in out.iterdir()} == expected
     assert f"wrote {len(expected)} files" in stdout
