@@ -411,7 +411,7 @@ def learning_curve(runs: Sequence[RunInfo], title: str = "Test accuracy") -> go.
     if df.empty:
         return _empty(title, "no finished cycle yet")
     fig = style(go.Figure(), title, height=460)
-    hover = "%{x} labels: %{y:.1%} ± %{customdata[0]:.1%} (%{customdata[1]} seeds)"
+    hover = "%{x} labels: %{y:.2%} ± %{customdata[0]:.2%} (%{customdata[1]} seeds)"
     _add_bands(fig, df, "labeled", _styles(runs), hover)
     fig.update_xaxes(title_text="Labeled images (count)")
     fig.update_yaxes(title_text="Test accuracy (%)", tickformat=".0%")
@@ -675,7 +675,7 @@ def per_class_accuracy(
                     visible=bool(bars["std"].notna().any()),
                     thickness=1.2,
                 ),
-                hovertemplate=f"{name}<br>class %{{x}}: %{{y:.1%}}<extra></extra>",
+                hovertemplate=f"{name}<br>class %{{x}}: %{{y:.2%}}<extra></extra>",
             )
         )
     names = df.sort_values("position")["class_name"].drop_duplicates().tolist()
@@ -1073,7 +1073,7 @@ def accuracy_by_if(runs: Sequence[RunInfo], title: str = "Test accuracy") -> go.
     df = accuracy_by_if_tidy(runs)
     if df.empty:
         return _empty(title, "no finished cycle yet")
-    hover = "%{x} labels: %{y:.1%} ± %{customdata[0]:.1%} (%{customdata[1]} seeds)"
+    hover = "%{x} labels: %{y:.2%} ± %{customdata[0]:.2%} (%{customdata[1]} seeds)"
     fig = _curves_by_if(runs, df, "labeled", None, hover, title)
     # one x title, under the middle panel: a title per narrow panel would run into the next
     fig.update_xaxes(title_text="Labeled images (count)", row=1, col=_middle(runs))

@@ -99,6 +99,7 @@ def _inside(inner: list[float], outer: list[float], slack: float = 0.5) -> bool:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", list(plots.PAPER_WIDTHS))
 def test_paper_figures_lay_out_without_overlap(driver, tmp_path: Path, width: str) -> None:
     runs, few = _runs(), _runs(FEW, (0.1,))
