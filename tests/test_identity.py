@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
 from cbal import runner
@@ -36,6 +37,7 @@ def _result(store: Store, run_id: str) -> tuple[list[dict[str, Any]], list[dict[
     return [_without_timings(r) for r in records], arrays
 
 
+@pytest.mark.slow  # a background worker process, like the other multi-process checks
 def test_cli_dashboard_and_sweep_runs_are_identical(tmp_path, monkeypatch):
     monkeypatch.delenv(runner.ENV_MAX, raising=False)
     store = Store(tmp_path)
@@ -85,3 +87,10 @@ def test_run_threads_rule():
     # a resumed run keeps the count its first execution recorded, whatever is asked now
     assert run_threads({"threads": 2}, 5) == 2
     assert run_threads({"threads": "2"}) == default  # not a count cbal wrote
+
+
+def test_a_bad_thread_count_is_one_line_before_any_run(tmp_path, capsys):
+    assert main(["--cache-dir", str(tmp_path), "run", "--threads", "0", *FLAGS]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cbal: error: --threads:") and err.count("\n") == 1
+    assert Store(tmp_path).list_runs() == []
