@@ -1,16 +1,20 @@
 """Exports: figures as PNG / SVG / PDF, their numbers as CSV, the paper's figure set for any group
 of runs, and a one-page self-contained HTML report.
 
-- :func:`figure_bytes` draws any plotly figure (the dashboard's included) as PNG (3× scale),
-  SVG or PDF; :func:`csv_bytes` writes a ``*_tidy`` frame of :mod:`cbal.plots`.
-- :func:`paper_figures` builds the paper's figure set for a group of runs: (a) accuracy vs
+- :func:`figure_bytes` draws any plotly figure (the dashboard's included) as PNG (300 dpi at
+  the layout's size), SVG or PDF (with a document title of ours); :func:`csv_bytes` writes a
+  ``*_tidy`` frame of :mod:`cbal.plots`.
+- :func:`paper_figures` builds the paper's figure set for a group of runs, at a print width of
+  one column (3.5 in) or the text width (7 in): (a) accuracy vs
   labeled images per strategy, mean ± std over seeds, one panel per imbalance factor (Figs. 7–10);
   (b) the per-class distribution of each cycle's selected batch, one small multiple per
   strategy × cycle with its L1 score, classes head → tail (Figs. 11–13; one figure per data set ×
   IF); (c) the L1 score per cycle; (d) the λ trade-off of one CB run's cycle
   (:func:`cbal.explore.lambda_path`, when the run saved its pool arrays).
-- :func:`export_runs` writes them all under one folder (fixed file names, nothing outside it)
-  with ``report.html``; ``python -m cbal export`` is its command line.
+- :func:`export_runs` writes them all under one folder (files named after what they show,
+  :func:`figure_stem`; nothing outside the folder; the umask's file mode) with ``report.html``;
+  ``python -m cbal export`` is its command line. Runs are averaged per configuration, one run
+  per seed (:func:`cbal.plots.series_set`); captions name the duplicates left out.
 
 Static images come from plotly's kaleido (1.x), which renders in a headless Chrome/Chromium. The
 browser is looked up once (:func:`browser_path`: ``$BROWSER_PATH``, else ``chromium`` /
@@ -280,7 +284,7 @@ def csv_bytes(tidy: pd.DataFrame) -> bytes:
 
 @dataclass(frozen=True, eq=False)
 class PaperFigure:
-    """One figure of the set: a fixed file stem, a heading and caption for the report, the
+    """One figure of the set: its file stem, a heading and caption for the report, the
     figure (publication style) and the numbers it plots."""
 
     name: str

@@ -499,10 +499,11 @@ def _figure_files(spec: str, title: str) -> dict[str, bytes]:
 
 
 def export_panel(fig: go.Figure, key: str, stem: str | None = None) -> None:
-    """Download buttons for ``fig`` as PNG (3× scale), SVG and PDF, the same files as
-    ``python -m cbal export`` makes. Drawing takes a headless browser (a few seconds for the
-    first figure, about half a second after), so the files are drawn only when asked for, for
-    the figure as it is then, and cached; a missing browser is said inline."""
+    """Download buttons for ``fig`` as PNG (300 dpi at the layout size), SVG and PDF, the same
+    files as ``python -m cbal export`` makes, named ``stem`` (else ``key``). Drawing takes a
+    headless browser (a few seconds for the first figure, about half a second after), so the
+    files are drawn only when asked for, for the figure as it is then, and cached; a missing
+    browser is said inline."""
     import hashlib
 
     from cbal import export
@@ -516,7 +517,7 @@ def export_panel(fig: go.Figure, key: str, stem: str | None = None) -> None:
             key=f"{key}-prepare",
             type="tertiary",
             icon=":material/image:",
-            help="Draw this figure as image files to download (PNG at 3× scale, SVG, PDF).",
+            help="Draw this figure as image files to download (PNG, SVG, PDF).",
             on_click=lambda: st.session_state.update({state: digest}),
         )
         return

@@ -6,6 +6,7 @@ The numbers in every CSV are checked against the store's records of tiny digits 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import stat
@@ -287,3 +288,21 @@ def test_export_into_a_file_is_refused(runs, tmp_path, capsys):
     assert main(["--cache-dir", str(store.root), *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cbal: error: --out: cannot create") and err.count("\n") == 1
+
+
+def test_file_stems_name_group_figure_data_strategy_if_and_cycle():
+    from tests.test_plots import make_run
+
+    def tagged(run, group):
+        return dataclasses.replace(run, status={"state": "done", "tags": {"group": group}})
+
+    a = tagged(make_run("entropy", 0, [0.2, 0.3], imbalance_factor=1.0), "g20261201-abcd")
+    b = tagged(make_run("entropy-cb", 0, [0.2, 0.3]), "g20261201-abcd")
+    assert export.figure_stem([a, b], "accuracy") == "g20261201-abcd_accuracy_digits_IF1-0.1"
+    assert export.figure_stem([b], "selection_seed0", 3) == (
+        "g20261201-abcd_selection_seed0_digits_entropy-cb_IF0.1_cycle3"
+    )
+    # the dashboard's histogram downloads of two cycles no longer overwrite each other
+    assert export.figure_stem([b], "selection", 1) != export.figure_stem([b], "selection", 2)
+    other = tagged(make_run("entropy", 1, [0.2, 0.3]), "g-other")
+    assert export.figure_stem([a, other], "l1").startswith("l1_digits_")  # no common group
