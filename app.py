@@ -170,7 +170,14 @@ def form_fields(store: Store) -> None:
     with c2:
         st.number_input(LABELS["initial_labeled"], min_value=1, step=10, key="f_initial_labeled")
         st.number_input(LABELS["budget"], min_value=1, step=5, key="f_budget")
-        st.number_input(LABELS["cycles"], min_value=1, step=1, key="f_cycles")
+        st.number_input(
+            LABELS["cycles"],
+            min_value=1,
+            step=1,
+            key="f_cycles",
+            help="Selection cycles, each labeling one budget of images; the model is trained "
+            "once more on the final labeled set. Lists show cycles done / this number.",
+        )
         st.text_input(LABELS["seed"], key="f_seeds", help="Comma-separated, e.g. 0, 1, 2.")
         st.selectbox(LABELS["model"], MODELS, key="f_model")
     with c3:

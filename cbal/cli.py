@@ -15,11 +15,17 @@ from typing import Any, NoReturn
 from cbal import config as config_mod
 from cbal.config import PRESETS, ConfigError, RunConfig
 from cbal.data import DataError
-from cbal.store import Store, StoreError
+from cbal.store import Store, StoreError, accuracy_text
 
 # RunConfig fields the CLI does not offer as flags (set by presets or internally)
 _HIDDEN = {"preset", "version"}
 _ALIASES = {"imbalance_factor": ["--if"], "imbalance_profile": ["--profile"]}
+
+
+_THREADS_HELP = (
+    "torch CPU threads (default: cores / CBAL_MAX_CONCURRENT, as for dashboard and sweep runs; "
+    "another count changes the CPU numbers; recorded with the run)"
+)
 
 
 class UsageError(Exception):
@@ -62,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="start a run in the foreground")
     run.add_argument("--preset", choices=list(PRESETS), default=None)
     _add_config_flags(run)
+    run.add_argument("--threads", type=int, default=None, metavar="N", help=_THREADS_HELP)
     resume = sub.add_parser("resume", help="continue a run from its last finished cycle")
     resume.add_argument("run_id")
     sub.add_parser("list", help="table of runs")
@@ -98,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", required=True, metavar="DIR", help="output folder")
     exp.add_argument("--lambda-run", metavar="RUN_ID", help="figure d's run (default: a CB run)")
     exp.add_argument("--lambda-cycle", type=int, metavar="K", help="figure d's cycle")
+    exp.add_argument(
+        "--width",
+        choices=["single", "double"],
+        default="double",
+        help="print width: one column (3.5 in) or the text width (7 in); type ≥ 7 pt",
+    )
     worker = sub.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("run_id")
     return parser
@@ -111,7 +124,7 @@ def _add_grid_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--n-jobs", type=int, default=1, metavar="N", help="runs at a time (-1: cores)"
     )
-    parser.add_argument("--threads", type=int, default=None, metavar="N", help="torch threads/run")
+    parser.add_argument("--threads", type=int, default=None, metavar="N", help=_THREADS_HELP)
     parser.add_argument(
         "--gpu-jobs", type=int, default=1, metavar="N", help="runs per GPU at a time"
     )
@@ -153,13 +166,13 @@ def _progress_bar(total: int) -> Any:
     return bar, update
 
 
-def _execute(store: Store, run_id: str, quiet: bool = False) -> int:
+def _execute(store: Store, run_id: str, quiet: bool = False, threads: int | None = None) -> int:
     from cbal.loop import Cancelled, execute, failure_recorded
 
     cfg = store.load_config(run_id)
     bar, update = (None, None) if quiet else _progress_bar(cfg.cycles + 1)
     try:
-        records = execute(store, run_id, update)
+        records = execute(store, run_id, update, threads)
     except Cancelled:
         print(f"run {run_id} cancelled; finished cycles are kept (resume with `cbal resume`)")
         return 130
@@ -180,7 +193,8 @@ def _execute(store: Store, run_id: str, quiet: bool = False) -> int:
         if bar is not None:
             bar.close()
     last = records[-1]
-    print(f"run {run_id} done: accuracy {last['accuracy']:.4f} with {last['labeled']} labels")
+    acc = accuracy_text(last["accuracy"])
+    print(f"run {run_id} done: accuracy {acc} with {last['labeled']} labels")
     return 0
 
 
@@ -194,9 +208,6 @@ def _worker(store: Store, run_id: str) -> int:
     from cbal.loop import Cancelled, record_failure
 
     try:
-        import torch
-
-        torch.set_num_threads(runner.threads_per_run())
         with store.lock(run_id), runner.slot(store):
             return _execute(store, run_id, quiet=True)
     except Cancelled:  # cancelled while still queued
@@ -222,11 +233,13 @@ def cmd_run(store: Store, args: argparse.Namespace) -> int:
     from cbal.train import resolve_device
 
     cfg = config_from_args(args)
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads: {args.threads} is not allowed: expected an integer >= 1")
     resolve_device(cfg.device)
     prepare(cfg)  # data problems surface before a run folder exists
     run_id = store.create_run(cfg)
     print(f"run id: {run_id}", flush=True)
-    return _execute(store, run_id)
+    return _execute(store, run_id, threads=args.threads)
 
 
 def cmd_list(store: Store) -> int:
@@ -244,8 +257,8 @@ def cmd_list(store: Store) -> int:
                 c.strategy,
                 "-" if lam is None else f"{lam:g}",
                 str(c.seed),
-                f"{len(info.cycles)}/{c.cycles + 1}",
-                "-" if info.last_accuracy is None else f"{info.last_accuracy:.4f}",
+                info.cycles_text,
+                accuracy_text(info.last_accuracy),
             ]
         )
     if len(rows) == 1 and not damaged:
@@ -260,9 +273,11 @@ def cmd_list(store: Store) -> int:
 
 def cmd_show(store: Store, run_id: str) -> int:
     info = store.run_info(run_id)
+    threads = info.status.get("threads")
     print(
         f"{run_id}: {info.state}  {info.config.dataset} IF={info.config.imbalance_factor:g} "
-        f"{info.config.strategy} seed={info.config.seed}"
+        f"{info.config.strategy} seed={info.config.seed}  cycles {info.cycles_text}"
+        + (f"  torch threads {threads}" if threads else "")
     )
     if info.status.get("error"):
         print(f"error: {info.status['error']}")
@@ -275,7 +290,7 @@ def cmd_show(store: Store, run_id: str) -> int:
             [
                 str(r["cycle"]),
                 str(r["labeled"]),
-                f"{r['accuracy']:.4f}",
+                accuracy_text(r["accuracy"]),
                 "-" if r["batch_l1"] is None else f"{r['batch_l1']:.3f}",
                 f"{r['labeled_l1']:.3f}",
                 str(sel.get("status", "-")),
@@ -368,7 +383,7 @@ def _run_grid(
         bars.append(tqdm(total=done + todo, initial=done, unit="run", desc=sweep.sweep_id))
 
     def on_result(row: sw.RunRow) -> None:
-        acc = "-" if row.accuracy is None else f"{row.accuracy:.4f}"
+        acc = accuracy_text(row.accuracy)
         error = f"  {row.error}" if row.error else ""
         seconds = f"{row.seconds or 0:.0f} s"
         bars[0].write(f"{row.state:<9} {row.key}  {row.run_id}  acc {acc}  {seconds}{error}")
@@ -439,7 +454,14 @@ def cmd_export(store: Store, args: argparse.Namespace) -> int:
         store.load_config(args.lambda_run)  # unknown: a StoreError, one line
     try:
         result = export.export_runs(
-            store, run_ids, args.out, figures, formats, args.lambda_run, args.lambda_cycle
+            store,
+            run_ids,
+            args.out,
+            figures,
+            formats,
+            args.lambda_run,
+            args.lambda_cycle,
+            width=args.width,
         )
     except export.ExportError as exc:
         raise UsageError(f"--out: {exc}") from None

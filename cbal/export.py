@@ -1,16 +1,20 @@
 """Exports: figures as PNG / SVG / PDF, their numbers as CSV, the paper's figure set for any group
 of runs, and a one-page self-contained HTML report.
 
-- :func:`figure_bytes` draws any plotly figure (the dashboard's included) as PNG (3× scale),
-  SVG or PDF; :func:`csv_bytes` writes a ``*_tidy`` frame of :mod:`cbal.plots`.
-- :func:`paper_figures` builds the paper's figure set for a group of runs: (a) accuracy vs
+- :func:`figure_bytes` draws any plotly figure (the dashboard's included) as PNG (300 dpi at
+  the layout's size), SVG or PDF (with a document title of ours); :func:`csv_bytes` writes a
+  ``*_tidy`` frame of :mod:`cbal.plots`.
+- :func:`paper_figures` builds the paper's figure set for a group of runs, at a print width of
+  one column (3.5 in) or the text width (7 in): (a) accuracy vs
   labeled images per strategy, mean ± std over seeds, one panel per imbalance factor (Figs. 7–10);
   (b) the per-class distribution of each cycle's selected batch, one small multiple per
   strategy × cycle with its L1 score, classes head → tail (Figs. 11–13; one figure per data set ×
   IF); (c) the L1 score per cycle; (d) the λ trade-off of one CB run's cycle
   (:func:`cbal.explore.lambda_path`, when the run saved its pool arrays).
-- :func:`export_runs` writes them all under one folder (fixed file names, nothing outside it)
-  with ``report.html``; ``python -m cbal export`` is its command line.
+- :func:`export_runs` writes them all under one folder (files named after what they show,
+  :func:`figure_stem`; nothing outside the folder; the umask's file mode) with ``report.html``;
+  ``python -m cbal export`` is its command line. Runs are averaged per configuration, one run
+  per seed (:func:`cbal.plots.series_set`); captions name the duplicates left out.
 
 Static images come from plotly's kaleido (1.x), which renders in a headless Chrome/Chromium. The
 browser is looked up once (:func:`browser_path`: ``$BROWSER_PATH``, else ``chromium`` /
@@ -41,7 +45,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cbal import explore, plots
-from cbal.store import RunInfo, Store, StoreError, atomic_write_bytes
+from cbal.store import RunInfo, Store, StoreError, accuracy_text, atomic_write_bytes
 from cbal.strategies import STRATEGIES
 
 __all__ = [
@@ -73,7 +77,7 @@ FIGURES = {
     "c": "L1 score per cycle",
     "d": "λ trade-off of one CB run's cycle",
 }
-PNG_SCALE = 3  # 3 × the layout's pixels: ≈ 300 dpi at a figure's printed size
+PNG_SCALE = 300 / plots.PX_PER_IN  # 300 dpi at a paper figure's print size (its layout size)
 DEFAULT_WIDTH = 1000  # px, for a figure without a width (the dashboard's fill the page)
 RENDER_TIMEOUT = 120.0  # seconds for the browser to start or to draw one figure
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -202,8 +206,9 @@ class _Renderer:
 _RENDERER = _Renderer()
 
 
-def figure_bytes(fig: go.Figure, fmt: str) -> bytes:
-    """``fig`` as a PNG (3× its layout size), SVG or PDF file's bytes.
+def figure_bytes(fig: go.Figure, fmt: str, title: str | None = None) -> bytes:
+    """``fig`` as a PNG (:data:`PNG_SCALE` × its layout size), SVG or PDF file's bytes; a PDF's
+    document title is ``title`` (default: the figure's title, else "cbal figure").
 
     The size is the figure's layout width × height (``DEFAULT_WIDTH`` when it has no width, as
     the dashboard's figures that fill the page). Raises :class:`BrowserMissing` when no
@@ -217,7 +222,49 @@ def figure_bytes(fig: go.Figure, fmt: str) -> bytes:
         "height": int(layout.height or 500),
         "scale": PNG_SCALE if fmt == "png" else 1,
     }
-    return _RENDERER.render(fig.to_dict(), opts)
+    data = _RENDERER.render(fig.to_dict(), opts)
+    if fmt == "pdf":
+        data = pdf_with_info(data, title or fig.layout.title.text or "cbal figure")
+    return data
+
+
+def _pdf_text(text: str) -> bytes:
+    """A PDF text string: UTF-16BE with its byte-order mark, in hex (any character, no escapes)."""
+    return b"<FEFF" + text.encode("utf-16-be").hex().upper().encode() + b">"
+
+
+def pdf_with_info(pdf: bytes, title: str) -> bytes:
+    """``pdf`` with a document information dictionary of our own (Title ``title``, Creator
+    cbal; the browser's says "Kaleido-fier"), appended as an incremental update: a new version
+    of the info object, an xref section for it and a trailer pointing back to the old one, so
+    no byte of the original moves."""
+    trailers = re.findall(rb"trailer\s*<<(.*?)>>\s*startxref\s*(\d+)", pdf, re.S)
+    if not trailers:
+        raise ExportError("the browser's PDF has no classic trailer; cannot set its title")
+    trailer, prev = trailers[-1]
+    size = re.search(rb"/Size\s+(\d+)", trailer)
+    root = re.search(rb"/Root\s+(\d+\s+\d+\s+R)", trailer)
+    if size is None or root is None:
+        raise ExportError("the browser's PDF trailer lacks /Size or /Root; cannot set its title")
+    info = re.search(rb"/Info\s+(\d+)\s+0\s+R", trailer)
+    number = int(info.group(1)) if info else int(size.group(1))
+    new_size = max(int(size.group(1)), number + 1)
+    body = pdf if pdf.endswith(b"\n") else pdf + b"\n"
+    obj_at = len(body)
+    obj = (
+        f"{number} 0 obj\n<</Title ".encode()
+        + _pdf_text(title)
+        + b" /Creator "
+        + _pdf_text("cbal (plotly, kaleido)")
+        + time.strftime("/CreationDate (D:%Y%m%d%H%M%SZ)>>\nendobj\n", time.gmtime()).encode()
+    )
+    xref_at = obj_at + len(obj)
+    tail = (
+        f"xref\n0 1\n0000000000 65535 f \n{number} 1\n{obj_at:010d} 00000 n \ntrailer\n"
+        f"<</Size {new_size} /Root {root.group(1).decode()} /Info {number} 0 R "
+        f"/Prev {prev.decode()}>>\nstartxref\n{xref_at}\n%%EOF\n"
+    ).encode()
+    return body + obj + tail
 
 
 def close_browser() -> None:
@@ -237,7 +284,7 @@ def csv_bytes(tidy: pd.DataFrame) -> bytes:
 
 @dataclass(frozen=True, eq=False)
 class PaperFigure:
-    """One figure of the set: a fixed file stem, a heading and caption for the report, the
+    """One figure of the set: its file stem, a heading and caption for the report, the
     figure (publication style) and the numbers it plots."""
 
     name: str
@@ -251,6 +298,31 @@ def safe_name(text: str) -> str:
     """A file stem of letters, digits, '.', '_' and '-' only (never empty, never hidden)."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")[:120]
     return name or "figure"
+
+
+def _values(infos: Sequence[RunInfo], get: Any) -> list[Any]:
+    return list(dict.fromkeys(get(i) for i in infos))
+
+
+def figure_stem(infos: Sequence[RunInfo], what: str, cycle: int | None = None) -> str:
+    """A file stem naming what a figure of ``infos`` shows: their group (when they share one),
+    ``what``, the data set(s), the strategy (when there is one), the imbalance factor(s) and
+    the ``cycle``, e.g. ``g20261201-abcd_accuracy_digits_IF1-0.1``."""
+    from cbal.runner import group_of
+
+    groups = _values(infos, group_of)
+    parts = [groups[0]] if len(groups) == 1 and groups[0] else []
+    parts.append(what)
+    parts += _values(infos, lambda i: i.config.dataset)
+    strategies = _values(infos, lambda i: i.config.strategy)
+    if len(strategies) == 1:
+        parts.append(strategies[0])
+    ifs = sorted(_values(infos, lambda i: i.config.imbalance_factor), reverse=True)
+    if ifs:
+        parts.append("IF" + "-".join(f"{v:g}" for v in ifs))
+    if cycle is not None:
+        parts.append(f"cycle{cycle}")
+    return safe_name("_".join(parts))
 
 
 def _selecting(info: RunInfo) -> list[int]:
@@ -269,7 +341,7 @@ def _lambda_candidates(infos: Sequence[RunInfo]) -> list[RunInfo]:
 
 
 def _lambda_figure(
-    store: Store, infos: Sequence[RunInfo], run_id: str | None, cycle: int | None
+    store: Store, infos: Sequence[RunInfo], run_id: str | None, cycle: int | None, width: str
 ) -> PaperFigure:
     if run_id is not None:
         info = store.run_info(run_id)
@@ -292,12 +364,24 @@ def _lambda_figure(
         f"({path.u_source}; bottom); dotted: the run's λ."
     )
     return PaperFigure(
-        "d_lambda_tradeoff",
+        safe_name(f"{figure_stem([info], 'd_lambda', k)}_{info.run_id}"),
         f"λ trade-off ({label}, cycle {k})",
         caption,
-        plots.paper_style(plots.lambda_tradeoff(path)),
+        plots.paper_style(plots.lambda_tradeoff(path), width, aspect=0.45),
         plots.lambda_tradeoff_tidy(path).assign(run_id=info.run_id, cycle=k),
     )
+
+
+_SEEDS = (
+    "Lines: mean over the seeds of each configuration, bands: ± one sample standard deviation "
+    "(two seeds or more; n_seeds in the CSV)."
+)
+
+
+def _counted(infos: Sequence[RunInfo], caption: str) -> str:
+    """``caption`` and, when some runs repeat a configuration and seed, which were left out."""
+    note = plots.duplicates_note(infos)
+    return f"{caption} {note}" if note else caption
 
 
 def paper_figures(
@@ -306,79 +390,92 @@ def paper_figures(
     figures: Iterable[str] = tuple(FIGURES),
     lambda_run: str | None = None,
     lambda_cycle: int | None = None,
+    width: str = "double",
 ) -> tuple[list[PaperFigure], list[str]]:
-    """The figures ``figures`` (letters of :data:`FIGURES`) for the runs ``infos``, and a note
-    for each one that could not be made (no finished cycle, no pool arrays...)."""
+    """The figures ``figures`` (letters of :data:`FIGURES`) for the runs ``infos`` at print
+    ``width`` (:data:`cbal.plots.PAPER_WIDTHS`), and a note for each one that could not be made
+    (no finished cycle, no pool arrays...). Runs are averaged per configuration and seed as
+    :func:`cbal.plots.series_set` says; captions name the duplicates left out."""
     wanted = list(dict.fromkeys(figures))
     unknown = [f for f in wanted if f not in FIGURES]
     if unknown:
         raise ValueError(f"figures {', '.join(unknown)} unknown: choose from {', '.join(FIGURES)}")
+    plots.paper_width_px(width)  # a bad width fails before any work
     out: list[PaperFigure] = []
     notes: list[str] = []
-    selected = [i for i in infos if _selecting(i)]
-
     if "a" in wanted:
         tidy = plots.accuracy_by_if_tidy(infos)
         if tidy.empty:
             notes.append("figure a skipped: no run has finished a cycle")
         else:
+            caption = (
+                "Test accuracy after each cycle vs the size of the labeled set, one panel per "
+                f"imbalance factor of the unlabeled pool. {_SEEDS}"
+            )
             out.append(
                 PaperFigure(
-                    "a_accuracy",
+                    figure_stem(infos, "a_accuracy"),
                     "Test accuracy vs labeled images",
-                    "Test accuracy after each cycle vs the size of the labeled set, one panel "
-                    "per imbalance factor of the unlabeled pool; lines: mean over seeds, bands: "
-                    "± one standard deviation (two seeds or more).",
-                    plots.paper_style(plots.accuracy_by_if(infos)),
+                    _counted(infos, caption),
+                    plots.paper_style(plots.accuracy_by_if(infos), width),
                     tidy,
                 )
             )
     if "b" in wanted:
-        groups: dict[tuple[str, float], list[RunInfo]] = {}
-        for i in sorted(selected, key=lambda i: -i.config.imbalance_factor):
-            groups.setdefault((i.config.dataset, i.config.imbalance_factor), []).append(i)
-        several = len({d for d, _ in groups}) > 1
-        if not groups:
-            notes.append("figure b skipped: no run has finished a selection")
-        for (dataset, factor), runs in groups.items():
-            stem = (
-                f"b_distribution_{dataset}_IF{factor:g}"
-                if several
-                else f"b_distribution_IF{factor:g}"
-            )
-            out.append(
-                PaperFigure(
-                    safe_name(stem),
-                    f"Selected images per class, {dataset}, IF = {factor:g}",
-                    "Class histogram of the batch each strategy selected in each cycle, classes "
-                    "from the head of the pool to its tail; above each panel its L1 score "
-                    "(0 = uniform, 1 = one class; mean ± std over seeds, bars: mean counts).",
-                    plots.paper_style(plots.distribution_grid(runs), legend=False),
-                    plots.distribution_tidy(runs),
-                )
-            )
+        out += _distribution_figures([i for i in infos if _selecting(i)], width, notes)
     if "c" in wanted:
         tidy = plots.l1_by_if_tidy(infos)
         if tidy.empty:
             notes.append("figure c skipped: no run has finished a selection")
         else:
+            caption = (
+                "L1 score of the batch selected in each cycle (top) and of the labeled set after "
+                f"it (bottom), one column per imbalance factor; 0 = balanced. {_SEEDS}"
+            )
             out.append(
                 PaperFigure(
-                    "c_l1",
+                    figure_stem(infos, "c_l1"),
                     "Class imbalance (L1) per cycle",
-                    "L1 score of the batch selected in each cycle (top) and of the labeled set "
-                    "after it (bottom), one column per imbalance factor; 0 = balanced. Mean ± "
-                    "std over seeds.",
-                    plots.paper_style(plots.l1_by_if(infos)),
+                    _counted(infos, caption),
+                    plots.paper_style(plots.l1_by_if(infos), width, aspect=0.6),
                     tidy,
                 )
             )
     if "d" in wanted:
         try:
-            out.append(_lambda_figure(store, infos, lambda_run, lambda_cycle))
+            out.append(_lambda_figure(store, infos, lambda_run, lambda_cycle, width))
         except (StoreError, ValueError) as exc:  # NoPoolArrays is a StoreError
             notes.append(f"figure d skipped: {_one_line(exc)}")
     return out, notes
+
+
+def _distribution_figures(
+    selected: Sequence[RunInfo], width: str, notes: list[str]
+) -> list[PaperFigure]:
+    """Figure b, one per data set × IF: four cycles a row at double width, two at single."""
+    groups: dict[tuple[str, float], list[RunInfo]] = {}
+    for i in sorted(selected, key=lambda i: -i.config.imbalance_factor):
+        groups.setdefault((i.config.dataset, i.config.imbalance_factor), []).append(i)
+    if not groups:
+        notes.append("figure b skipped: no run has finished a selection")
+    caption = (
+        "Class histogram of the batch each strategy selected in each cycle, classes from the "
+        "head of the pool to its tail; above each panel its L1 score (0 = uniform, 1 = one "
+        "class; mean ± std over seeds, bars: mean counts)."
+    )
+    per_row = 4 if width == "double" else 2
+    return [
+        PaperFigure(
+            figure_stem(runs, "b_distribution"),
+            f"Selected images per class, {dataset}, IF = {factor:g}",
+            _counted(runs, caption),
+            plots.paper_style(
+                plots.distribution_grid(runs, max_cols=per_row), width, legend=False, aspect=0.75
+            ),
+            plots.distribution_tidy(runs),
+        )
+        for (dataset, factor), runs in groups.items()
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -404,10 +501,27 @@ def _target(out: Path, filename: str) -> Path:
     return path
 
 
+def file_mode() -> int:
+    """The mode a new file gets from this process's umask (0644 under the usual 022): exports
+    are for sharing, unlike the 0600 of a plain temp file. Read from /proc, because setting the
+    umask to learn it would race with other threads (the dashboard's)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    return 0o644
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """``data`` to ``path`` atomically (a 0600 temp file renamed), then :func:`file_mode`."""
+    atomic_write_bytes(path, data)
+    os.chmod(path, file_mode())
+
+
 def _write(result: ExportResult, filename: str, data: bytes) -> None:
     path = _target(result.out, filename)
     try:
-        atomic_write_bytes(path, data)
+        write_file(path, data)
     except OSError as exc:
         raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
     result.written.append(path)
@@ -422,9 +536,12 @@ def export_runs(
     lambda_run: str | None = None,
     lambda_cycle: int | None = None,
     report: bool = True,
+    width: str = "double",
 ) -> ExportResult:
-    """Write the paper figures of ``run_ids`` under ``out``: ``<figure>.<format>`` for each
-    figure and format, and ``report.html`` (all figures, interactive, self-contained).
+    """Write the paper figures of ``run_ids`` under ``out`` at print ``width`` (single: 3.5 in,
+    double: 7 in): ``<figure>.<format>`` for each figure and format (stems name what the figure
+    shows, :func:`figure_stem`), and ``report.html`` (all figures, interactive,
+    self-contained). Files get the mode of :func:`file_mode`.
 
     A format that cannot be made (PNG/SVG/PDF without a browser) is reported once in
     ``errors`` and the others are still written. Raises StoreError / ValueError for unknown
@@ -441,14 +558,14 @@ def export_runs(
         result.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"cannot create {result.out}: {exc.strerror or exc}") from None
-    figs, result.notes = paper_figures(store, infos, figures, lambda_run, lambda_cycle)
+    figs, result.notes = paper_figures(store, infos, figures, lambda_run, lambda_cycle, width)
     failed: set[str] = set()
     for pf in figs:
         for fmt in fmts:
             if fmt in failed:
                 continue
             try:
-                data = csv_bytes(pf.tidy) if fmt == "csv" else figure_bytes(pf.fig, fmt)
+                data = csv_bytes(pf.tidy) if fmt == "csv" else figure_bytes(pf.fig, fmt, pf.heading)
             except BrowserMissing as exc:
                 lost = [f for f in fmts if f in IMAGE_FORMATS]
                 failed.update(lost)
@@ -466,6 +583,8 @@ def export_runs(
 
 def _runs_table(infos: Sequence[RunInfo]) -> str:
     head = ["run", "strategy", "λ", "seed", "dataset", "IF", "state", "cycles", "accuracy"]
+    head.append("counted")
+    counted = {r.run_id for r in plots.series_set(infos).runs}
     rows = []
     for i in infos:
         c, lam = i.config, plots.run_lam(i)
@@ -478,12 +597,14 @@ def _runs_table(infos: Sequence[RunInfo]) -> str:
             c.dataset,
             f"{c.imbalance_factor:g} ({c.imbalance_profile})",
             i.state,
-            f"{len(i.cycles)}/{c.cycles + 1}",
-            "–" if acc is None else f"{acc:.2%}",
+            i.cycles_text,
+            accuracy_text(acc),
+            "yes" if i.run_id in counted else "no: a duplicate",
         ]
         rows.append("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>")
     header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    return f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    table = f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return f'<div class="wide">{table}</div>'
 
 
 _CSS = """
@@ -492,6 +613,7 @@ body { font-family: Arial, Helvetica, sans-serif; color: #222; max-width: 1200px
 table { border-collapse: collapse; font-size: 13px; }
 th, td { border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: left; }
 .caption { color: #444; max-width: 900px; }
+.wide { max-width: 100%; overflow-x: auto; }
 .note { color: #8a4b00; }
 """
 
@@ -515,13 +637,12 @@ def html_report(
     parts += [f'<p class="note">{html.escape(n)}</p>' for n in notes]
     for k, pf in enumerate(figs):
         parts.append(f"<h2>{html.escape(pf.heading)}</h2>")
-        parts.append(
-            pf.fig.to_html(
-                full_html=False,
-                include_plotlyjs=k == 0,
-                config={"displaylogo": False, "responsive": True},
-            )
+        # at its print size (never wider than the page: figures wrap their panels); a narrow
+        # window scrolls the figure, not the page
+        div = pf.fig.to_html(
+            full_html=False, include_plotlyjs=k == 0, config={"displaylogo": False}
         )
+        parts.append(f'<div class="wide figure">{div}</div>')
         parts.append(f'<p class="caption">{html.escape(pf.caption)}</p>')
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -10,12 +10,13 @@ the dashboard without loading torch.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,14 +180,45 @@ def _bad_selection(selected: Any, record: Event, in_pool: np.ndarray, prep: Prep
     return ""
 
 
-def execute(store: Store, run_id: str, progress: ProgressFn | None = None) -> list[Event]:
+def run_threads(status: dict[str, Any], threads: int | None = None) -> int:
+    """The torch CPU threads of a run: the count recorded in its status.json by its first
+    execution (so a resume computes like the start did), else ``threads`` when asked for, else
+    :func:`cbal.runner.threads_per_run`, one rule whichever entry point (CLI, dashboard, sweep)
+    starts the run. CPU results depend on the thread count (reductions split differently), so
+    fixing it is what makes one configuration and seed give the same numbers everywhere."""
+    from cbal.runner import threads_per_run
+
+    recorded = status.get("threads")
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 1:
+        return recorded
+    return threads if threads is not None else threads_per_run()
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``n`` inside the block, restored after it."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def execute(
+    store: Store, run_id: str, progress: ProgressFn | None = None, threads: int | None = None
+) -> list[Event]:
     """Run (or resume) ``run_id`` to its end; returns its cycle records.
 
-    Holds the run's lock, keeps status.json current, and leaves 'failed' with the error (or
-    'cancelled') when it stops early; every finished cycle is already on disk by then.
+    Holds the run's lock, keeps status.json current (with the run's torch thread count, see
+    :func:`run_threads`), and leaves 'failed' with the error (or 'cancelled') when it stops
+    early; every finished cycle is already on disk by then.
     """
     cfg = store.load_config(run_id)
     with store.lock(run_id):
+        n_threads = run_threads(store.read_status(run_id), threads)
         store.remove_temp_files(run_id)
         store.write_status(
             run_id,
@@ -197,9 +229,12 @@ def execute(store: Store, run_id: str, progress: ProgressFn | None = None) -> li
             host=socket.gethostname(),
             error=None,
             started=time.time(),
+            threads=n_threads,
         )
         try:
-            _run_cycles(store, run_id, cfg, StatusReporter(store, run_id, cfg.cycles, progress))
+            with torch_threads(n_threads):
+                reporter = StatusReporter(store, run_id, cfg.cycles, progress)
+                _run_cycles(store, run_id, cfg, reporter)
         except (Cancelled, KeyboardInterrupt):  # SIGTERM, a cancel request or Ctrl-C
             store.write_status(run_id, state="cancelled", pid=None)
             store.clear_cancel(run_id)

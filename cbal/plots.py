@@ -4,15 +4,19 @@ Every figure has a ``*_tidy`` twin returning the data frame of exactly the numbe
 row per run × cycle × series (the figure is drawn from that frame, so the two cannot disagree).
 Nothing here imports Streamlit or torch.
 
-Conventions: one fixed, colour-blind-safe colour per strategy (Okabe–Ito), solid lines for the
-paper's balanced methods and dashed ones for the classical baselines; seeds of one series are
+Conventions: one fixed, colour-blind-safe colour per strategy (Okabe–Ito), each balanced
+variant in its baseline's colour family; solid lines for the paper's balanced methods and dashed
+ones for the classical baselines. A series is one experiment configuration (every setting but
+the seed, :func:`experiment_key`), counted once per seed (:func:`series_set`); its seeds are
 averaged, with a band of ± one sample standard deviation (ddof = 1; no band for a single seed).
 Classes run from the pool's head to its tail (:func:`class_order`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,6 +45,9 @@ OKABE_ITO = {
     "reddish purple": "#CC79A7",
     "grey": "#999999",
 }
+# Each balanced (-CB) variant in its baseline's colour family, a darker shade of it (drawn solid;
+# the baseline dashed): Entropy sky blue / blue, BALD orange / vermillion, KCenterGreedy bluish
+# green / a darker shade of it (the one colour outside Okabe–Ito; told apart by lightness).
 STRATEGY_COLORS: dict[str, str] = {
     "random": OKABE_ITO["grey"],
     "entropy": OKABE_ITO["sky blue"],
@@ -48,9 +55,9 @@ STRATEGY_COLORS: dict[str, str] = {
     "bald": OKABE_ITO["orange"],
     "bald-cb": OKABE_ITO["vermillion"],
     "kcenter": OKABE_ITO["bluish green"],
-    "kcenter-cb": OKABE_ITO["reddish purple"],
-    "coreset": OKABE_ITO["yellow"],
-    "entropy-pl": OKABE_ITO["black"],
+    "kcenter-cb": "#005F45",
+    "coreset": OKABE_ITO["black"],
+    "entropy-pl": OKABE_ITO["reddish purple"],
 }
 # marker per family (a CB variant shares its baseline's), so print in grey stays readable
 STRATEGY_SYMBOLS: dict[str, str] = {
@@ -95,13 +102,21 @@ def _rgba(color: str, alpha: float) -> str:
 
 # -- series: which runs are averaged together, and what they are called ------------------------
 
-# config fields that separate series when they differ between the runs of one figure
+# RunConfig fields that never split series: the seed (a series' runs are its seeds) and what
+# changes neither the experiment nor its result's meaning: where it ran, what it saved, its
+# preset's name (the preset's values are fields of their own) and the file format. Every other
+# field, those added later included, is part of a run's experiment (:func:`experiment_key`).
+NOT_EXPERIMENT_FIELDS = frozenset(
+    {"seed", "device", "save_pool_arrays", "save_embeddings", "preset", "version"}
+)
+# how a field that differs between a figure's series reads in their names (others: field=value)
 _SERIES_FIELDS: dict[str, Callable[[Any], str]] = {
     "dataset": str,
     "imbalance_factor": lambda v: f"IF={v:g}",
     "imbalance_profile": str,
     "initial_labeled": lambda v: f"init={v}",
     "budget": lambda v: f"b={v}",
+    "cycles": lambda v: f"{v} cycles",
     "model": str,
     "epochs": lambda v: f"{v} ep",
 }
@@ -122,19 +137,121 @@ def strategy_label(name: str) -> str:
     return STRATEGIES[name].label if name in STRATEGIES else name
 
 
-def series_names(runs: Sequence[RunInfo]) -> dict[str, str]:
-    """Run id → series name: the strategy's label, its λ, and every setting that differs between
-    the given runs (seeds aside: the runs of one series are its seeds)."""
-    varying = [f for f in _SERIES_FIELDS if len({getattr(r.config, f) for r in runs}) > 1]
-    names = {}
+def experiment_key(info: RunInfo) -> tuple[tuple[str, Any], ...]:
+    """The run's whole experiment configuration minus the seed: (field, value) for every
+    RunConfig field outside :data:`NOT_EXPERIMENT_FIELDS`, λ as the run uses it (unset and the
+    default it stands for are one experiment). Runs with equal keys are seeds of one series."""
+    values = info.config.to_dict()
+    values["lam"] = run_lam(info)
+    if values.get("data_dir"):
+        values["data_dir"] = os.path.normpath(values["data_dir"])
+    return tuple(
+        (name, tuple(v) if isinstance(v, list) else v)
+        for name, v in sorted(values.items())
+        if name not in NOT_EXPERIMENT_FIELDS
+    )
+
+
+def _newest_finished_first(info: RunInfo) -> tuple[bool, float, str]:
+    return (info.state == "done", float(info.status.get("created") or 0.0), info.run_id)
+
+
+@dataclass(frozen=True)
+class SeriesSet:
+    """Runs as a figure averages them: ``runs`` holds one run per (experiment, seed) (the newest
+    finished one; else the newest), in the given order; ``names`` maps every given run's id to
+    its series' name; ``left_out`` holds the duplicates (another run of the same experiment and
+    seed), which no figure or table counts."""
+
+    runs: list[RunInfo]
+    names: dict[str, str]
+    left_out: list[RunInfo]
+
+    def subset(self, keep: Callable[[RunInfo], bool]) -> SeriesSet:
+        return SeriesSet(
+            [r for r in self.runs if keep(r)], self.names, [r for r in self.left_out if keep(r)]
+        )
+
+    def duplicates(self, series: str) -> int:
+        """How many runs of ``series`` were left out as duplicates."""
+        return sum(self.names[r.run_id] == series for r in self.left_out)
+
+
+def series_set(runs: Sequence[RunInfo], omit: Sequence[str] = ()) -> SeriesSet:
+    """Group ``runs`` into series by :func:`experiment_key`, keep one run per (experiment, seed)
+    and name the series (:func:`series_names`; fields in ``omit`` are left out of the names,
+    e.g. the imbalance factor of a figure with one panel per IF)."""
+    keys = {r.run_id: experiment_key(r) for r in runs}
+    best: dict[tuple[Any, int], RunInfo] = {}
+    for r in runs:
+        slot = (keys[r.run_id], r.config.seed)
+        if slot not in best or _newest_finished_first(r) > _newest_finished_first(best[slot]):
+            best[slot] = r
+    kept = {r.run_id for r in best.values()}
+    return SeriesSet(
+        [r for r in runs if r.run_id in kept],
+        _names(runs, keys, omit),
+        [r for r in runs if r.run_id not in kept],
+    )
+
+
+def _names(
+    runs: Sequence[RunInfo], keys: dict[str, tuple[tuple[str, Any], ...]], omit: Sequence[str]
+) -> dict[str, str]:
+    fields = [f for f, _ in next(iter(keys.values()))] if keys else []
+    skip = {"strategy", "lam", *omit}
+    varying = [f for f in fields if f not in skip and len({dict(k)[f] for k in keys.values()}) > 1]
+    names: dict[str, str] = {}
+    taken: dict[str, tuple[Any, ...]] = {}
     for r in runs:
         name = strategy_label(r.config.strategy)
-        lam = run_lam(r)
+        lam = dict(keys[r.run_id])["lam"]
         if r.config.strategy in STRATEGIES and STRATEGIES[r.config.strategy].uses_lam:
             name += " (λ=default)" if lam is None else f" (λ={lam:g})"
-        extra = [_SERIES_FIELDS[f](getattr(r.config, f)) for f in varying]
-        names[r.run_id] = " · ".join([name, *extra])
+        values = dict(keys[r.run_id])
+        extra = [_field_text(f, values[f]) for f in varying]
+        name = " · ".join([name, *extra])
+        key = tuple(v for f, v in keys[r.run_id] if f not in omit)
+        while taken.setdefault(name, key) != key:  # never two experiments under one name
+            name += "′"
+        names[r.run_id] = name
     return names
+
+
+def _field_text(name: str, value: Any) -> str:
+    if name in _SERIES_FIELDS:
+        return _SERIES_FIELDS[name](value)
+    if isinstance(value, float):
+        return f"{name}={value:g}"
+    if isinstance(value, tuple):
+        return f"{name}={','.join(map(str, value))}"
+    return f"{name}={value}"
+
+
+def series_names(runs: Sequence[RunInfo], omit: Sequence[str] = ()) -> dict[str, str]:
+    """Run id → series name: the strategy's label, its λ, and every experiment setting that
+    differs between the given runs (seeds aside: the runs of one series are its seeds)."""
+    return series_set(runs, omit).names
+
+
+def duplicates_note(runs: Sequence[RunInfo]) -> str | None:
+    """A sentence naming the runs left out as duplicates of one experiment and seed, or None."""
+    left = sorted(r.run_id for r in series_set(runs).left_out)
+    if not left:
+        return None
+    return (
+        f"{len(left)} run(s) left out as duplicates (same configuration and seed as another; the "
+        f"newest finished run of each is counted): {', '.join(left)}."
+    )
+
+
+def _as_set(runs: Sequence[RunInfo] | SeriesSet) -> SeriesSet:
+    return runs if isinstance(runs, SeriesSet) else series_set(runs)
+
+
+def _styles(runs: Sequence[RunInfo] | SeriesSet) -> dict[str, dict[str, str]]:
+    s = _as_set(runs)
+    return _series_style(s.runs, s.names)
 
 
 def _series_style(runs: Sequence[RunInfo], names: dict[str, str]) -> dict[str, dict[str, str]]:
@@ -158,14 +275,15 @@ def _series_style(runs: Sequence[RunInfo], names: dict[str, str]) -> dict[str, d
 
 
 def _with_stats(df: pd.DataFrame, value: str, by: list[str]) -> pd.DataFrame:
-    """Add mean, std (ddof=1, NaN for one seed) and n_seeds of ``value`` over groups ``by``."""
+    """Add mean, std (ddof=1, NaN for one seed) of ``value`` and n_seeds (distinct seeds
+    averaged: one run each, see :func:`series_set`) over groups ``by``."""
     if df.empty:
         return df.assign(mean=[], std=[], n_seeds=[])
     grouped = df.groupby(by, sort=False)[value]
     return df.assign(
         mean=grouped.transform("mean"),
-        std=grouped.transform(lambda v: v.std(ddof=1) if len(v) > 1 else np.nan),
-        n_seeds=grouped.transform("count").astype(int),
+        std=grouped.transform(lambda v: v.std(ddof=1) if v.count() > 1 else np.nan),
+        n_seeds=df.groupby(by, sort=False)["seed"].transform("nunique").astype(int),
     )
 
 
@@ -176,7 +294,8 @@ def style(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
     """The house style: white background, readable fonts, the legend to the right."""
     fig.update_layout(
         template="plotly_white",
-        title=dict(text=title, x=0.0, xanchor="left", font=dict(size=17)),
+        # aligned with the plot area, not flush against the figure's edge
+        title=dict(text=title, x=0.0, xref="paper", xanchor="left", font=dict(size=17)),
         font=FONT,
         height=height,
         margin=dict(l=70, r=20, t=80, b=60),
@@ -249,34 +368,40 @@ def _add_bands(
         )
 
 
-def _run_keys(r: RunInfo, names: dict[str, str]) -> dict[str, Any]:
-    """The columns that identify a run in every tidy table: series, strategy, run id, seed."""
+_KEY_COLUMNS = ["series", "strategy", "run_id", "seed", "duplicates_left_out"]
+
+
+def _run_keys(r: RunInfo, s: SeriesSet) -> dict[str, Any]:
+    """The columns that identify a run in every tidy table (:data:`_KEY_COLUMNS`): series,
+    strategy, run id, seed and how many duplicate runs of the series were left out."""
+    name = s.names[r.run_id]
     return {
-        "series": names[r.run_id],
+        "series": name,
         "strategy": r.config.strategy,
         "run_id": r.run_id,
         "seed": r.config.seed,
+        "duplicates_left_out": s.duplicates(name),
     }
 
 
 # -- accuracy vs labeled-set size --------------------------------------------------------------
 
 
-def learning_curve_tidy(runs: Sequence[RunInfo]) -> pd.DataFrame:
+def learning_curve_tidy(runs: Sequence[RunInfo] | SeriesSet) -> pd.DataFrame:
     """One row per run × finished cycle: the run's test accuracy at its labeled-set size, with
     the series' mean, std and seed count at that size (the plotted line and band)."""
-    names = series_names(runs)
+    s = _as_set(runs)
     rows = [
         {
-            **_run_keys(r, names),
+            **_run_keys(r, s),
             "cycle": c["cycle"],
             "labeled": c["labeled"],
             "accuracy": c["accuracy"],
         }
-        for r in runs
+        for r in s.runs
         for c in r.cycles
     ]
-    cols = ["series", "strategy", "run_id", "seed", "cycle", "labeled", "accuracy"]
+    cols = [*_KEY_COLUMNS, "cycle", "labeled", "accuracy"]
     return _with_stats(pd.DataFrame(rows, columns=cols), "accuracy", ["series", "labeled"])
 
 
@@ -286,8 +411,8 @@ def learning_curve(runs: Sequence[RunInfo], title: str = "Test accuracy") -> go.
     if df.empty:
         return _empty(title, "no finished cycle yet")
     fig = style(go.Figure(), title, height=460)
-    hover = "%{x} labels: %{y:.1%} ± %{customdata[0]:.1%} (%{customdata[1]} seeds)"
-    _add_bands(fig, df, "labeled", _series_style(runs, series_names(runs)), hover)
+    hover = "%{x} labels: %{y:.2%} ± %{customdata[0]:.2%} (%{customdata[1]} seeds)"
+    _add_bands(fig, df, "labeled", _styles(runs), hover)
     fig.update_xaxes(title_text="Labeled images (count)")
     fig.update_yaxes(title_text="Test accuracy (%)", tickformat=".0%")
     return fig
@@ -298,23 +423,23 @@ def learning_curve(runs: Sequence[RunInfo], title: str = "Test accuracy") -> go.
 L1_PANELS = {"batch": "Selected batch", "labeled": "Labeled set after selection"}
 
 
-def l1_tidy(runs: Sequence[RunInfo]) -> pd.DataFrame:
+def l1_tidy(runs: Sequence[RunInfo] | SeriesSet) -> pd.DataFrame:
     """One row per run × selecting cycle × panel (batch, labeled): the L1 imbalance score, with
     the series' mean, std and seed count at that cycle."""
-    names = series_names(runs)
+    s = _as_set(runs)
     rows = [
         {
-            **_run_keys(r, names),
+            **_run_keys(r, s),
             "cycle": c["cycle"],
             "panel": panel,
             "l1": c["batch_l1"] if panel == "batch" else c["labeled_l1"],
         }
-        for r in runs
+        for r in s.runs
         for c in r.cycles
         if c.get("selected_counts") is not None
         for panel in L1_PANELS
     ]
-    cols = ["series", "strategy", "run_id", "seed", "cycle", "panel", "l1"]
+    cols = [*_KEY_COLUMNS, "cycle", "panel", "l1"]
     return _with_stats(pd.DataFrame(rows, columns=cols), "l1", ["series", "panel", "cycle"])
 
 
@@ -331,7 +456,7 @@ def l1_curves(runs: Sequence[RunInfo], title: str = "Class imbalance (L1) per cy
         subplot_titles=list(L1_PANELS.values()),
     )
     style(fig, title, height=460)
-    styles = _series_style(runs, series_names(runs))
+    styles = _styles(runs)
     hover = "cycle %{x}: L1 %{y:.3f} ± %{customdata[0]:.3f} (%{customdata[1]} seeds)"
     for row, panel in enumerate(L1_PANELS, 1):
         _add_bands(fig, df[df["panel"] == panel], "cycle", styles, hover, row, 1, row == 1)
@@ -368,7 +493,7 @@ def _record(info: RunInfo, cycle: int) -> dict[str, Any] | None:
 
 
 def histogram_tidy(
-    runs: Sequence[RunInfo],
+    runs: Sequence[RunInfo] | SeriesSet,
     cycle: int,
     class_names: Sequence[str] | None = None,
     order: Sequence[int] | None = None,
@@ -376,14 +501,14 @@ def histogram_tidy(
     """One row per run × class × series of the selection histograms of ``cycle``: panel 'batch'
     (series 'selected', and 'omega' = Ω for balancing strategies) and panel 'labeled' (series
     'labeled before' and 'selected', stacked), with the panel's L1 score."""
-    picked = [(r, rec) for r in runs if (rec := _record(r, cycle)) and rec.get("selected_counts")]
-    cols = ["series", "strategy", "run_id", "seed", "cycle", "panel", "kind", "class"]
-    cols += ["class_name", "position", "count", "l1"]
+    s = _as_set(runs)
+    picked = [(r, rec) for r in s.runs if (rec := _record(r, cycle)) and rec.get("selected_counts")]
+    cols = [*_KEY_COLUMNS, "cycle", "panel", "kind", "class", "class_name", "position"]
+    cols += ["count", "l1"]
     if not picked:
         return pd.DataFrame([], columns=cols)
     num_classes = len(picked[0][1]["selected_counts"])
-    order, names = _classes(runs, num_classes, class_names, order)
-    series = series_names(runs)
+    order, names = _classes(s.runs, num_classes, class_names, order)
     rows = []
     for r, rec in picked:
         omega = (rec.get("selection") or {}).get("omega")
@@ -398,7 +523,7 @@ def histogram_tidy(
             for pos, c in enumerate(order):
                 rows.append(
                     {
-                        **_run_keys(r, series),
+                        **_run_keys(r, s),
                         "cycle": cycle,
                         "panel": panel,
                         "kind": kind,
@@ -487,26 +612,25 @@ def selection_histograms(
 
 
 def per_class_tidy(
-    runs: Sequence[RunInfo],
+    runs: Sequence[RunInfo] | SeriesSet,
     cycle: int,
     class_names: Sequence[str] | None = None,
     order: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """One row per run × class at ``cycle``: the run's test accuracy on the class, with the
     series' mean, std and seed count (the plotted bar and error bar)."""
-    picked = [(r, rec) for r in runs if (rec := _record(r, cycle))]
-    cols = ["series", "strategy", "run_id", "seed", "cycle", "labeled", "class", "class_name"]
-    cols += ["position", "accuracy"]
+    s = _as_set(runs)
+    picked = [(r, rec) for r in s.runs if (rec := _record(r, cycle))]
+    cols = [*_KEY_COLUMNS, "cycle", "labeled", "class", "class_name", "position", "accuracy"]
     if not picked:
         return _with_stats(pd.DataFrame([], columns=cols), "accuracy", ["series", "class"])
     sizes = {len(rec["per_class_accuracy"]) for _, rec in picked}
     if len(sizes) > 1:
         raise ValueError("these runs have different numbers of classes; compare one dataset")
-    order, names = _classes(runs, sizes.pop(), class_names, order)
-    series = series_names(runs)
+    order, names = _classes(s.runs, sizes.pop(), class_names, order)
     rows = [
         {
-            **_run_keys(r, series),
+            **_run_keys(r, s),
             "cycle": cycle,
             "labeled": rec["labeled"],
             "class": c,
@@ -535,7 +659,7 @@ def per_class_accuracy(
     if df.empty:
         return _empty(title, f"no run has finished cycle {cycle} yet")
     fig = style(go.Figure(), title)
-    for name, st in _series_style(runs, series_names(runs)).items():
+    for name, st in _styles(runs).items():
         bars = df[df["series"] == name].drop_duplicates("class").sort_values("position")
         if bars.empty:
             continue
@@ -551,7 +675,7 @@ def per_class_accuracy(
                     visible=bool(bars["std"].notna().any()),
                     thickness=1.2,
                 ),
-                hovertemplate=f"{name}<br>class %{{x}}: %{{y:.1%}}<extra></extra>",
+                hovertemplate=f"{name}<br>class %{{x}}: %{{y:.2%}}<extra></extra>",
             )
         )
     names = df.sort_values("position")["class_name"].drop_duplicates().tolist()
@@ -781,30 +905,84 @@ def playground_figure(
 # Appended with cbal.export: the paper's figure set (accuracy and L1 per imbalance factor, the
 # per-class distribution of the selections, the λ trade-off) and the λ explorer's histograms.
 
-PAPER_FONT_SIZE = 15
-PAPER_PANEL = (330, 270)  # width, height (px) of one panel of a paper figure
-_PAPER_MARGIN = dict(l=75, r=15, t=40, b=70)
+PX_PER_IN = 96  # CSS pixels per inch: the browser lays a figure out in them, and prints at it
+#: Print widths (inches): one column of a two-column paper, and the full text width.
+PAPER_WIDTHS = {"single": 3.5, "double": 7.0}
+MIN_FONT_PT = 7.0  # the smallest type a figure may print with
+PAPER_FONT_PX = 10  # 7.5 pt at print size
+_AXIS_SPACE = 46  # px under the plot area: x tick labels and the x-axis title (10 px type)
+_LEGEND_ROW = 19  # px per row of a horizontal legend (10 px type)
 
 
-def paper_style(fig: go.Figure, legend: bool = True) -> go.Figure:
-    """Publication styling on top of :func:`style`: no title in the plot area, fonts readable at
-    column width, the legend under the panels, and a fixed size (what the static export
-    renders) of :data:`PAPER_PANEL` per panel of the figure's grid."""
+def font_pt(px: float) -> float:
+    """Points at print size of ``px`` CSS pixels (a paper figure's layout is its print size)."""
+    return px * 72 / PX_PER_IN
+
+
+def paper_width_px(width: str) -> int:
+    if width not in PAPER_WIDTHS:
+        raise ValueError(f"width={width!r} must be one of {', '.join(PAPER_WIDTHS)}")
+    return round(PAPER_WIDTHS[width] * PX_PER_IN)
+
+
+def _legend_rows(fig: go.Figure, room: float) -> int:
+    """Rows of a horizontal legend of ``fig``'s entries in ``room`` px (an upper estimate:
+    average glyph width ≈ 0.6 em; the browser test checks the result)."""
+    names = [t.name for t in fig.data if t.showlegend is not False and t.name]
+    rows, used = (1, 0.0) if names else (0, 0.0)
+    for name in dict.fromkeys(names):
+        item = 46 + 0.6 * PAPER_FONT_PX * len(name)
+        if used and used + item > room:
+            rows, used = rows + 1, 0.0
+        used += item
+    return rows
+
+
+def paper_style(
+    fig: go.Figure, width: str = "double", legend: bool = True, aspect: float = 0.72
+) -> go.Figure:
+    """Publication styling on top of :func:`style`: the layout is the print size, ``width``
+    (:data:`PAPER_WIDTHS`: 3.5 in or 7 in at :data:`PX_PER_IN`), so 10 px type prints at 7.5 pt;
+    no title in the plot area; panels ``aspect`` (height / width) of their share of the width;
+    the legend under the x-axis titles in a bottom margin sized for its rows."""
     cols = len({tuple(ax.domain or (0, 1)) for ax in fig.select_xaxes()})
     rows = len({tuple(ax.domain or (0, 1)) for ax in fig.select_yaxes()})
-    m = _PAPER_MARGIN
-    plot_height = PAPER_PANEL[1] * rows
+    total = paper_width_px(width)
+    has_titles = any(
+        a.yref == "paper" and a.y is not None and a.y >= 1 for a in fig.layout.annotations
+    )
+    m = dict(l=54, r=10, t=30 if has_titles else 10, b=_AXIS_SPACE)
+    panel_w = (total - m["l"] - m["r"]) / cols
+    panel_h = min(max(panel_w * aspect, 110.0), 230.0)
+    plot_h = panel_h * rows + 44 * (rows - 1)  # the gaps hold the subplot titles
+    n_rows = _legend_rows(fig, total - 20) if legend else 0
+    if n_rows:
+        m["b"] += n_rows * _LEGEND_ROW + 8
     fig.update_layout(
         title_text="",
-        font=dict(FONT, size=PAPER_FONT_SIZE),
-        width=m["l"] + m["r"] + PAPER_PANEL[0] * cols,
-        height=m["t"] + m["b"] + plot_height,
+        font=dict(FONT, size=PAPER_FONT_PX),
+        width=total,
+        height=round(m["t"] + m["b"] + plot_h),
         margin=m,
-        showlegend=legend,
-        # under the x-axis titles; plotly widens the bottom margin to fit the legend's rows
-        legend=dict(orientation="h", x=0.5, xanchor="center", y=-75 / plot_height, yanchor="top"),
+        showlegend=legend and n_rows > 0,
+        legend=dict(
+            orientation="h",
+            x=0.5,
+            xanchor="center",
+            y=-_AXIS_SPACE / plot_h,
+            yanchor="top",
+            font=dict(size=PAPER_FONT_PX),
+            itemwidth=30,
+            tracegroupgap=0,
+        ),
+        hoverlabel=dict(font_size=PAPER_FONT_PX),
     )
-    fig.update_annotations(font_size=PAPER_FONT_SIZE - 1)
+    fig.update_xaxes(title_standoff=4, tickfont_size=PAPER_FONT_PX, automargin=False)
+    fig.update_yaxes(title_standoff=4, tickfont_size=PAPER_FONT_PX, automargin=False)
+    fig.update_annotations(font_size=PAPER_FONT_PX)
+    for trace in fig.data:  # thinner lines and markers at print size; bands keep no outline
+        if trace.type == "scatter" and trace.fill != "toself" and trace.mode != "markers":
+            trace.update(line_width=1.5, marker_size=5)
     return fig
 
 
@@ -814,12 +992,19 @@ def if_groups(runs: Sequence[RunInfo]) -> list[tuple[float, list[RunInfo]]]:
     return [(v, [r for r in runs if r.config.imbalance_factor == v]) for v in ifs]
 
 
-def _tidy_by_if(
-    runs: Sequence[RunInfo], tidy: Callable[[Sequence[RunInfo]], pd.DataFrame]
-) -> pd.DataFrame:
-    """``tidy`` of each IF's runs (series named within the IF), with an imbalance_factor column."""
-    parts = [tidy(group).assign(imbalance_factor=v) for v, group in if_groups(runs)]
-    return pd.concat(parts, ignore_index=True) if parts else tidy([]).assign(imbalance_factor=[])
+_BY_IF = ("imbalance_factor",)
+
+
+def _with_if(value: float) -> Callable[[RunInfo], bool]:
+    return lambda r: r.config.imbalance_factor == value
+
+
+def _tidy_by_if(runs: Sequence[RunInfo], tidy: Callable[[SeriesSet], pd.DataFrame]) -> pd.DataFrame:
+    """``tidy`` of each IF's runs (seeds averaged within the IF; one series name across the
+    panels), with an imbalance_factor column."""
+    s = series_set(runs, omit=_BY_IF)
+    parts = [tidy(s.subset(_with_if(v))).assign(imbalance_factor=v) for v, _ in if_groups(s.runs)]
+    return pd.concat(parts, ignore_index=True) if parts else tidy(s).assign(imbalance_factor=[])
 
 
 def _legend_once(fig: go.Figure) -> None:
@@ -844,13 +1029,12 @@ def _curves_by_if(
     hover: str,
     title: str,
 ) -> go.Figure:
-    """Mean ± std curves per series: one column per IF, one row per panel (``panels``: the
-    values of df's 'panel' column → row label; None for a single row)."""
+    """Mean ± std curves per series: one column per IF (titled above the top row), one row per
+    panel (``panels``: the values of df's 'panel' column → the row's y-axis title; None for a
+    single row)."""
     groups = if_groups(runs)
     rows = list(panels or {"": ""})
-    titles = [
-        f"IF = {v:g}" + (f" · {panels[p]}" if panels else "") for p in rows for v, _ in groups
-    ]
+    titles = [f"IF = {v:g}" if k == 0 else "" for k in range(len(rows)) for v, _ in groups]
     fig = make_subplots(
         rows=len(rows),
         cols=len(groups),
@@ -861,14 +1045,22 @@ def _curves_by_if(
         vertical_spacing=0.12,
     )
     style(fig, title, height=80 + 360 * len(rows))
-    for col, (v, group) in enumerate(groups, 1):
-        styles = _series_style(group, series_names(group))
+    styles = _styles(series_set(runs, omit=_BY_IF))  # one style per series in every panel
+    for col, (v, _) in enumerate(groups, 1):
         part = df[df["imbalance_factor"] == v]
         for row, p in enumerate(rows, 1):
             sub = part[part["panel"] == p] if panels else part
             _add_bands(fig, sub, x, styles, hover, row, col, showlegend=False)
+    for row, p in enumerate(rows, 1):
+        if panels:
+            fig.update_yaxes(title_text=panels[p], row=row, col=1)
     _legend_once(fig)
     return fig
+
+
+def _middle(runs: Sequence[RunInfo]) -> int:
+    """The middle column of a figure with one column per imbalance factor."""
+    return (len(if_groups(runs)) + 1) // 2
 
 
 def accuracy_by_if_tidy(runs: Sequence[RunInfo]) -> pd.DataFrame:
@@ -881,9 +1073,10 @@ def accuracy_by_if(runs: Sequence[RunInfo], title: str = "Test accuracy") -> go.
     df = accuracy_by_if_tidy(runs)
     if df.empty:
         return _empty(title, "no finished cycle yet")
-    hover = "%{x} labels: %{y:.1%} ± %{customdata[0]:.1%} (%{customdata[1]} seeds)"
+    hover = "%{x} labels: %{y:.2%} ± %{customdata[0]:.2%} (%{customdata[1]} seeds)"
     fig = _curves_by_if(runs, df, "labeled", None, hover, title)
-    fig.update_xaxes(title_text="Labeled images (count)", row=1)
+    # one x title, under the middle panel: a title per narrow panel would run into the next
+    fig.update_xaxes(title_text="Labeled images (count)", row=1, col=_middle(runs))
     fig.update_yaxes(tickformat=".0%")
     fig.update_yaxes(title_text="Test accuracy (%)", col=1)
     return fig
@@ -894,6 +1087,9 @@ def l1_by_if_tidy(runs: Sequence[RunInfo]) -> pd.DataFrame:
     return _tidy_by_if(runs, l1_tidy)
 
 
+_L1_ROWS = {"batch": "L1 of the batch", "labeled": "L1 of the labeled set"}
+
+
 def l1_by_if(runs: Sequence[RunInfo], title: str = "Class imbalance (L1) per cycle") -> go.Figure:
     """L1 score vs cycle, one column per imbalance factor; the selected batch (top row) and the
     labeled set after it (bottom row); mean ± std over seeds."""
@@ -901,27 +1097,26 @@ def l1_by_if(runs: Sequence[RunInfo], title: str = "Class imbalance (L1) per cyc
     if df.empty:
         return _empty(title, "no selection yet")
     hover = "cycle %{x}: L1 %{y:.3f} ± %{customdata[0]:.3f} (%{customdata[1]} seeds)"
-    fig = _curves_by_if(runs, df, "cycle", L1_PANELS, hover, title)
-    fig.update_xaxes(dtick=1)
-    fig.update_xaxes(title_text="Cycle", row=len(L1_PANELS))
+    fig = _curves_by_if(runs, df, "cycle", _L1_ROWS, hover, title)
+    fig.update_xaxes(dtick=1 if df["cycle"].max() <= 5 else 2)  # room for the labels of 8
+    fig.update_xaxes(title_text="Cycle", row=len(_L1_ROWS), col=_middle(runs))
     fig.update_yaxes(range=[0, 1.02])
-    fig.update_yaxes(title_text="L1 score (0 = balanced)", col=1)
     return fig
 
 
-def distribution_tidy(runs: Sequence[RunInfo]) -> pd.DataFrame:
+def distribution_tidy(runs: Sequence[RunInfo] | SeriesSet) -> pd.DataFrame:
     """One row per run × selecting cycle × class (index order: head → tail for cbal's pools):
     the class count of the batch the run selected and its L1 score, as recorded, with the
     series' mean count and mean / std L1 over seeds (the plotted bar and the panel's score)."""
-    cols = ["series", "strategy", "run_id", "seed", "cycle", "class", "count", "l1"]
-    selecting = [(r, c) for r in runs for c in r.cycles if c.get("selected_counts") is not None]
+    s = _as_set(runs)
+    cols = [*_KEY_COLUMNS, "cycle", "class", "count", "l1"]
+    selecting = [(r, c) for r in s.runs for c in r.cycles if c.get("selected_counts") is not None]
     sizes = {len(c["selected_counts"]) for _, c in selecting}
     if len(sizes) > 1:
         raise ValueError("these runs have different numbers of classes; compare one dataset")
-    series = series_names(runs)
     rows = [
         {
-            **_run_keys(r, series),
+            **_run_keys(r, s),
             "cycle": c["cycle"],
             "class": k,
             "count": n,
@@ -939,46 +1134,54 @@ def distribution_tidy(runs: Sequence[RunInfo]) -> pd.DataFrame:
 
 
 def distribution_grid(
-    runs: Sequence[RunInfo], title: str = "Distribution of the selected images"
+    runs: Sequence[RunInfo],
+    title: str = "Distribution of the selected images",
+    max_cols: int | None = None,
 ) -> go.Figure:
     """The paper's Figs. 11–13: per-class counts of each cycle's selected batch, one small
-    multiple per series (row) × cycle (column), classes head → tail, the L1 score in every
-    panel title (mean ± std over seeds when the series has several; bars: mean counts)."""
+    multiple per series × cycle (rows of at most ``max_cols`` cycles per series), classes
+    head → tail, the series, cycle and L1 score in every panel title (mean ± std over seeds when
+    the series has several; bars: mean counts)."""
     df = distribution_tidy(runs)
     if df.empty:
         return _empty(title, "no selection yet")
-    styles = _series_style(runs, series_names(runs))
-    series = [s for s in styles if s in set(df["series"])]
+    styles = _styles(runs)
+    series = [name for name in styles if name in set(df["series"])]
     cycles = sorted(set(df["cycle"]))
+    per_row = min(len(cycles), max_cols or len(cycles))
+    blocks = -(-len(cycles) // per_row)  # panel rows per series
     panels = {key: part for key, part in df.groupby(["series", "cycle"], sort=False)}
-    titles = []
-    for s in series:
-        for k in cycles:
-            first = panels[(s, k)].iloc[0] if (s, k) in panels else None
-            if first is None:
-                titles.append("")
-                continue
-            spread = "" if pd.isna(first["l1_std"]) else f" ± {first['l1_std']:.2f}"
-            titles.append(f"{s} · cycle {k}<br>L1 = {first['l1_mean']:.2f}{spread}")
+    where: dict[tuple[str, int], tuple[int, int]] = {}
+    titles = [""] * (len(series) * blocks * per_row)
+    for i, name in enumerate(series):
+        for j, k in enumerate(cycles):
+            row, col = i * blocks + j // per_row + 1, j % per_row + 1
+            where[(name, k)] = (row, col)
+            if (name, k) in panels:
+                first = panels[(name, k)].iloc[0]
+                spread = "" if pd.isna(first["l1_std"]) else f" ± {first['l1_std']:.2f}"
+                titles[(row - 1) * per_row + col - 1] = (
+                    f"{name}<br>cycle {k}: L1 = {first['l1_mean']:.2f}{spread}"
+                )
+    n_rows = len(series) * blocks
     fig = make_subplots(
-        rows=len(series),
-        cols=len(cycles),
+        rows=n_rows,
+        cols=per_row,
         shared_yaxes=True,
         subplot_titles=titles,
         horizontal_spacing=0.03,
-        vertical_spacing=min(0.4 / len(series), 0.15) if len(series) > 1 else 0.1,
+        vertical_spacing=min(0.4 / n_rows, 0.15) if n_rows > 1 else 0.1,
     )
-    style(fig, title, height=120 + 250 * len(series))
-    for row, s in enumerate(series, 1):
-        for col, k in enumerate(cycles, 1):
-            if (s, k) in panels:
-                bars = panels[(s, k)].drop_duplicates("class").sort_values("class")
-                _add_class_bars(
-                    fig, bars["mean_count"].tolist(), styles[s]["color"], row=row, col=col
-                )
+    style(fig, title, height=120 + 250 * n_rows)
+    for (name, k), (row, col) in where.items():
+        if (name, k) in panels:
+            bars = panels[(name, k)].drop_duplicates("class").sort_values("class")
+            _add_class_bars(
+                fig, bars["mean_count"].tolist(), styles[name]["color"], row=row, col=col
+            )
     fig.update_layout(bargap=0.1, showlegend=False)
     fig.update_xaxes(title_text="", row=None)
-    fig.update_xaxes(title_text="Class (head → tail)", row=len(series))
+    fig.update_xaxes(title_text="Class (head → tail)", row=n_rows)
     fig.update_yaxes(title_text="Images (count)", col=1)
     return fig
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from cbal.store import RunInfo, atomic_write_bytes
+from cbal.store import RunInfo, accuracy_text, atomic_write_bytes
 from cbal.sweep import SweepSpec
 
 GRID_STRATEGIES = (
@@ -88,7 +88,9 @@ def _mean_acc(runs: list[RunInfo]) -> np.ndarray:
 
 
 def _fmt(values: np.ndarray) -> str:
-    return f"{values.mean():.4f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.4f}"
+    """Accuracies' mean ± sample std over seeds, in the precision of :func:`accuracy_text`."""
+    spread = values.std(ddof=1) if len(values) > 1 else 0.0
+    return f"{accuracy_text(float(values.mean()))} ± {spread:.2%}"
 
 
 def _missing(scope: str, claim: str, *names: str) -> Claim:

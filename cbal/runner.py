@@ -77,7 +77,8 @@ def slot(store: Store, poll: float = 0.5) -> Iterator[int]:
 
 
 def threads_per_run() -> int:
-    """Torch threads for each background run: the cores shared among the concurrent runs."""
+    """Torch CPU threads of a run, whichever entry point starts it (unless asked otherwise, see
+    :func:`cbal.loop.run_threads`): the cores shared among the concurrent background runs."""
     return max(1, (os.cpu_count() or 1) // max_concurrent())
 
 

@@ -200,6 +200,22 @@ class RunInfo:
     def last_accuracy(self) -> float | None:
         return self.cycles[-1]["accuracy"] if self.cycles else None
 
+    @property
+    def cycles_done(self) -> int:
+        """Selection cycles finished, what ``RunConfig.cycles`` counts (the run then trains once
+        more, on its final labeled set, before it is done)."""
+        return sum(c.get("selected_counts") is not None for c in self.cycles)
+
+    @property
+    def cycles_text(self) -> str:
+        """``done/configured`` selection cycles, as every list shows them."""
+        return f"{self.cycles_done}/{self.config.cycles}"
+
+
+def accuracy_text(value: float | None) -> str:
+    """An accuracy as every text of cbal writes it: a percentage with two decimals."""
+    return "–" if value is None else f"{value:.2%}"
+
 
 def remote(status: dict[str, Any]) -> bool:
     """Whether the run's worker is on another host (e.g. a Dask worker)."""

@@ -38,17 +38,20 @@ skips its finished runs, resumes interrupted ones from their last finished cycle
 ones and creates only the missing ones. A run that fails is recorded in its status.json by the
 loop and does not stop the others.
 
-Local execution uses joblib's loky process pool: ``n_jobs`` runs at a time, each with
-``threads`` torch threads (default: ``$OMP_NUM_THREADS`` if set, else ``max(1, cores //
-n_jobs)``). Runs that train on a GPU (device ``cuda``, or ``auto`` with a GPU visible) run at
+Local execution uses joblib's loky process pool: ``n_jobs`` runs at a time. Each run computes
+with the torch thread count every entry point gives it (:func:`cbal.loop.run_threads`: recorded
+in its status.json, default cores / ``$CBAL_MAX_CONCURRENT``), so a sweep's run gives the same
+numbers as the same configuration and seed started from ``cbal run`` or the dashboard;
+``threads`` asks for another count (recorded too) for the runs that start fresh.
+Runs that train on a GPU (device ``cuda``, or ``auto`` with a GPU visible) run at
 most ``gpu_jobs`` per device at a time (lock files under ``<store>/sweeps/gpu-slots``).
 
 On a Dask cluster (``scheduler="tcp://HOST:PORT"``) each run is one task,
 ``run_one(store_root, run_id)``, on an existing ``dask.distributed`` cluster. The workers write
 into the store themselves, so **every worker must see the store at the same absolute path**
 (a shared filesystem), and data folders likewise; cbal must be importable on the workers. Torch
-threads per run are the worker's own (Dask sets ``OMP_NUM_THREADS=1``) unless ``threads`` is
-given. When workers declare a ``GPU`` resource (``dask worker --resources GPU=1``), runs whose
+threads per run follow the same rule, on the worker's machine.
+When workers declare a ``GPU`` resource (``dask worker --resources GPU=1``), runs whose
 device is ``cuda`` or ``auto`` ask for one. Interrupting the client cancels queued tasks; tasks
 already running finish on their workers.
 """
@@ -72,7 +75,7 @@ from typing import Any
 
 from cbal import config as config_mod
 from cbal.config import DATASETS, PRESETS, ConfigError, RunConfig
-from cbal.store import RunInfo, Store, StoreError, hold_first_free
+from cbal.store import RunInfo, Store, StoreError, accuracy_text, hold_first_free
 
 SPEC_KEYS = ("name", "preset", "base", "grid")
 # grid axes in run order; other grid fields go between these and "seed", which varies fastest
@@ -524,7 +527,8 @@ class RunRow:
 
     @property
     def cycles_total(self) -> int:
-        return self.config.cycles + 1
+        """Selection cycles configured (``cycles_done`` counts the finished ones)."""
+        return self.config.cycles
 
 
 def plan(store: Store, sweep: Sweep, retry_failed: bool = True) -> list[RunRow]:
@@ -559,7 +563,7 @@ def _row(p: SweepPoint, info: RunInfo, action: str, **extra: Any) -> RunRow:
         p.config,
         info.run_id,
         info.state,
-        len(info.cycles),
+        info.cycles_done,
         action,
         accuracy=info.last_accuracy,
         error=info.status.get("error") if info.state != "done" else None,
@@ -571,7 +575,7 @@ def table(rows: Sequence[RunRow]) -> list[list[str]]:
     """Rows as text cells (header first): key, run id, state, cycles, accuracy, action."""
     out = [["key", "run id", "state", "cycles", "accuracy", "action"]]
     for r in rows:
-        acc = "-" if r.accuracy is None else f"{r.accuracy:.4f}"
+        acc = accuracy_text(r.accuracy)
         cycles = f"{r.cycles_done}/{r.cycles_total}"
         out.append([r.key, r.run_id or "-", r.state, cycles, acc, r.action])
     return out
@@ -586,7 +590,8 @@ def run_one(
     The job function of both executors (joblib, Dask): top-level and picklable. It never raises
     for a failed run: the loop records the error in status.json, and the returned dict
     (run_id, state, accuracy, error, seconds, host) says what happened. ``threads`` sets torch's
-    CPU threads for the run; a GPU run waits for one of ``gpu_jobs`` slots on its device."""
+    CPU threads of a run that has none recorded yet (default: the rule of every entry point,
+    :func:`cbal.loop.run_threads`); a GPU run waits for one of ``gpu_jobs`` slots on its device."""
     import torch
 
     from cbal.loop import Cancelled, CancelRequested, execute
@@ -594,10 +599,7 @@ def run_one(
     store = Store(store_root)
     start = time.time()
     error: str | None = None
-    previous = torch.get_num_threads()
     try:
-        if threads:
-            torch.set_num_threads(threads)
         # a cuda run without a GPU fails inside execute, which records it under the run's lock
         on_gpu = store.load_config(run_id).device != "cpu" and torch.cuda.is_available()
         slot = _gpu_slot(store, gpu_jobs) if on_gpu else contextlib.nullcontext()
@@ -605,7 +607,7 @@ def run_one(
             if index is not None:
                 torch.cuda.set_device(index)
             store.clear_cancel(run_id)  # running the sweep again is asking it to run
-            execute(store, run_id)
+            execute(store, run_id, threads=threads)
     except CancelRequested:  # this run was cancelled from outside: the sweep goes on
         error = "cancelled"
     except Cancelled:  # SIGTERM / Ctrl-C of this process: stop the sweep, not just this run
@@ -614,8 +616,6 @@ def run_one(
         error = f"{exc} (on {socket.gethostname()}: {store.root})"
     except Exception as exc:  # recorded in status.json by the loop
         error = f"{type(exc).__name__}: {exc}"
-    finally:
-        torch.set_num_threads(previous)
     result: dict[str, Any] = {
         "run_id": run_id,
         "state": "failed",
@@ -771,10 +771,11 @@ def _run_local(
         if not batch:
             continue
         jobs = max(1, min(n_jobs, limit, len(batch)))
+        # caps the workers' other thread pools (BLAS); torch's own is the run's (run_threads)
         per_job = threads or _env_threads() or max(1, cores // jobs)
         with joblib.parallel_config(backend="loky", inner_max_num_threads=per_job):
             results = joblib.Parallel(n_jobs=jobs, return_as="generator_unordered")(
-                joblib.delayed(run_one)(root, r.run_id, per_job, gpu_jobs) for r in batch
+                joblib.delayed(run_one)(root, r.run_id, threads, gpu_jobs) for r in batch
             )
             for result in results:
                 report(result)

@@ -22,8 +22,9 @@ import streamlit as st
 from cbal import plots, runner
 from cbal.config import KNOWN_CLASSES, RunConfig
 from cbal.data import DataError, Dataset, load_dataset
+from cbal.export import figure_stem, safe_name
 from cbal.records import Damage
-from cbal.store import RunInfo, Store, StoreError
+from cbal.store import RunInfo, Store, StoreError, accuracy_text
 
 REFRESH_S = 1.5
 LATEST = -1  # the "latest cycle" choice of the cycle pickers
@@ -144,13 +145,15 @@ def progress_line(info: RunInfo, now: float | None = None) -> tuple[float, str]:
     if state == "done":
         acc = info.last_accuracy
         acc_text = (
-            "" if acc is None else f" · accuracy {acc:.1%} with {info.cycles[-1]['labeled']} labels"
+            ""
+            if acc is None
+            else f" · accuracy {accuracy_text(acc)} with {info.cycles[-1]['labeled']} labels"
         )
         return 1.0, f"done in {human_seconds(runner.duration(info, now))}{acc_text}"
     if state == "queued":
         return done / total, "queued: waiting for a free slot"
     if state != "running":
-        return done / total, f"{state} after {done} of {total} cycles"
+        return done / total, f"{state} after {info.cycles_done} of {cfg.cycles} cycles"
     p = info.status.get("progress") or {}
     if p.get("cycle", -1) < done:  # no event of this attempt yet
         return done / total, f"cycle {done}/{cfg.cycles} · starting"
@@ -191,9 +194,10 @@ def runs_table(infos: Sequence[RunInfo], now: float | None = None) -> pd.DataFra
                 "dataset": c.dataset,
                 "IF": c.imbalance_factor,
                 "profile": c.imbalance_profile,
-                "cycles": f"{len(i.cycles)}/{c.cycles + 1}",
+                "cycles": i.cycles_text,
                 "labeled": i.cycles[-1]["labeled"] if i.cycles else None,
-                "last accuracy": i.last_accuracy,
+                # in percent, for the page's "%.2f%%" (the two decimals of accuracy_text)
+                "last accuracy": None if i.last_accuracy is None else 100 * i.last_accuracy,
                 "duration": human_seconds(runner.duration(i, now)),
                 "group": runner.group_of(i) or "",
                 "run": i.run_id,
@@ -275,21 +279,23 @@ def run_rows(store: Store, infos: Sequence[RunInfo], key: str) -> None:
 # -- figures -------------------------------------------------------------------------------------
 
 
-def chart(fig: go.Figure, tidy: pd.DataFrame, key: str) -> None:
-    """A figure, and the numbers it plots as a CSV download."""
+def chart(fig: go.Figure, tidy: pd.DataFrame, key: str, stem: str | None = None) -> None:
+    """A figure, and the numbers it plots as a CSV download; downloads are named ``stem``
+    (what the figure shows, e.g. :func:`cbal.export.figure_stem`), else ``key``."""
     st.plotly_chart(fig, key=key, theme=None, config={"displaylogo": False})
     if not tidy.empty:
+        stem = safe_name(stem or key)
         st.download_button(
             "Plotted numbers (CSV)",
             tidy.to_csv(index=False),
-            file_name=f"{key}.csv",
+            file_name=f"{stem}.csv",
             mime="text/csv",
             key=f"{key}-csv",
             on_click="ignore",
             type="tertiary",
             icon=":material/download:",
         )
-        export_panel(fig, key)
+        export_panel(fig, key, stem)
 
 
 @st.cache_resource(show_spinner="Loading the images…", max_entries=4)
@@ -336,12 +342,18 @@ def _resolve(cycle: int, infos: Sequence[RunInfo], selecting: bool) -> int:
 
 
 def figures(store: Store, infos: Sequence[RunInfo], key: str) -> None:
-    """Accuracy curve, L1 per cycle, one cycle's histograms, per-class accuracy and a gallery."""
+    """Accuracy curve, L1 per cycle, one cycle's histograms, per-class accuracy and a gallery.
+
+    Runs are averaged per experiment configuration, one run per seed (:func:`plots.series_set`);
+    a caption names the duplicates left out."""
+    if (note := plots.duplicates_note(infos)) is not None:
+        st.caption(note)
     left, right = st.columns(2)
     with left, guard("Accuracy curve"):
-        chart(plots.learning_curve(infos), plots.learning_curve_tidy(infos), f"{key}-curve")
+        stem = figure_stem(infos, "accuracy")
+        chart(plots.learning_curve(infos), plots.learning_curve_tidy(infos), f"{key}-curve", stem)
     with right, guard("L1 curves"):
-        chart(plots.l1_curves(infos), plots.l1_tidy(infos), f"{key}-l1")
+        chart(plots.l1_curves(infos), plots.l1_tidy(infos), f"{key}-l1", figure_stem(infos, "l1"))
     same_data = len({(i.config.dataset, i.config.data_dir) for i in infos}) == 1
     names = class_names(infos[0].config) if same_data else None
     cycles = max(i.config.cycles for i in infos)  # selecting cycles: 0 .. cycles - 1
@@ -359,6 +371,7 @@ def figures(store: Store, infos: Sequence[RunInfo], key: str) -> None:
             plots.selection_histograms(shown, cycle, names),
             plots.histogram_tidy(shown, cycle, names),
             f"{key}-hist",
+            figure_stem(shown, f"selection_seed{seed}", cycle),
         )
     st.caption(
         "Classes run from the head of the pool to its tail (both imbalance profiles shrink "
@@ -376,6 +389,7 @@ def figures(store: Store, infos: Sequence[RunInfo], key: str) -> None:
             plots.per_class_accuracy(infos, acc_cycle, names),
             plots.per_class_tidy(infos, acc_cycle, names),
             f"{key}-perclass",
+            figure_stem(infos, "per_class_accuracy", acc_cycle),
         )
 
     st.subheader("Gallery of a selection")
@@ -495,20 +509,21 @@ def group_summary(infos: Sequence[RunInfo]) -> str:
 
 
 @st.cache_data(show_spinner="Drawing the figure as PNG, SVG and PDF…", max_entries=32)
-def _figure_files(spec: str) -> dict[str, bytes]:
+def _figure_files(spec: str, title: str) -> dict[str, bytes]:
     import plotly.io as pio
 
     from cbal import export
 
     fig = pio.from_json(spec)
-    return {fmt: export.figure_bytes(fig, fmt) for fmt in export.IMAGE_FORMATS}
+    return {fmt: export.figure_bytes(fig, fmt, title) for fmt in export.IMAGE_FORMATS}
 
 
-def export_panel(fig: go.Figure, key: str) -> None:
-    """Download buttons for ``fig`` as PNG (3× scale), SVG and PDF, the same files as
-    ``python -m cbal export`` makes. Drawing takes a headless browser (a few seconds for the
-    first figure, about half a second after), so the files are drawn only when asked for, for
-    the figure as it is then, and cached; a missing browser is said inline."""
+def export_panel(fig: go.Figure, key: str, stem: str | None = None) -> None:
+    """Download buttons for ``fig`` as PNG (300 dpi at the layout size), SVG and PDF, the same
+    files as ``python -m cbal export`` makes, named ``stem`` (else ``key``). Drawing takes a
+    headless browser (a few seconds for the first figure, about half a second after), so the
+    files are drawn only when asked for, for the figure as it is then, and cached; a missing
+    browser is said inline."""
     import hashlib
 
     from cbal import export
@@ -522,12 +537,12 @@ def export_panel(fig: go.Figure, key: str) -> None:
             key=f"{key}-prepare",
             type="tertiary",
             icon=":material/image:",
-            help="Draw this figure as image files to download (PNG at 3× scale, SVG, PDF).",
+            help="Draw this figure as image files to download (PNG, SVG, PDF).",
             on_click=lambda: st.session_state.update({state: digest}),
         )
         return
     try:
-        files = _figure_files(spec)
+        files = _figure_files(spec, stem or key)
     except export.ExportError as exc:
         st.warning(f"Image export: {exc}")
         return
@@ -536,7 +551,7 @@ def export_panel(fig: go.Figure, key: str) -> None:
             st.download_button(
                 fmt.upper(),
                 data,
-                file_name=f"{key}.{fmt}",
+                file_name=f"{safe_name(stem or key)}.{fmt}",
                 mime=export.MIME[fmt],
                 key=f"{key}-{fmt}",
                 on_click="ignore",

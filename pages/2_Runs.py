@@ -90,7 +90,7 @@ def main() -> None:
         column_config={
             "IF": st.column_config.NumberColumn(format="%g"),
             "λ": st.column_config.NumberColumn(format="%g"),
-            "last accuracy": st.column_config.NumberColumn(format="percent"),
+            "last accuracy": st.column_config.NumberColumn(format="%.2f%%"),
         },
         key="runs-table",
     )

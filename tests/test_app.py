@@ -6,12 +6,14 @@ Every test uses its own run store ($CBAL_CACHE in a tmp dir). The device probe i
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -181,7 +183,8 @@ def test_failed_runs_show_their_error_inline_and_leave_the_others(store):
     assert "RuntimeError: boom" in errors
     assert "its process died" in errors
     assert [b.label for b in at.button if b.label == "Resume"] == ["Resume"] * 3
-    assert "cancelled after 0 of 3 cycles" in at.get("progress")[2].proto.text
+    # cycles count selections, as the form does: the run was configured with 2
+    assert "cancelled after 0 of 2 cycles" in at.get("progress")[2].proto.text
     assert all(store.exists(r) for r in ids)
 
 
@@ -232,10 +235,38 @@ def test_live_page_shows_the_newest_comparison(store):
     assert not at.exception
     picker = at.selectbox[0]
     assert len(picker.options) == 3 and picker.value == ids[2]
-    assert "cancelled after 0 of 3 cycles" in at.get("progress")[0].proto.text
+    assert "cancelled after 0 of 2 cycles" in at.get("progress")[0].proto.text
     assert len(at.get("plotly_chart")) == 4  # placeholders saying what is missing
     picker.set_value(ids[0]).run()
     assert "RuntimeError: boom" in texts(at.error)
+
+
+def test_comparisons_count_each_configuration_and_seed_once(store):
+    from tests.test_plots import make_run
+
+    made = [make_run("entropy", seed, [0.2 + 0.1 * seed, 0.5]) for seed in (0, 0, 1)]
+    ids = []
+    for fake in made:  # seed 0 twice: started from the CLI and from the dashboard
+        run_id = store.create_run(fake.config)
+        for record in fake.cycles:
+            store.append_cycle(run_id, record, {})
+        store.write_status(run_id, state="done")
+        ids.append(run_id)
+    at = home()
+    at.switch_page("pages/2_Runs.py").run()
+    at.multiselect(key="runs-chosen").set_value(ids).run()
+    assert not at.exception
+    assert "1 run(s) left out as duplicates" in texts(at.caption) and ids[0] in texts(at.caption)
+    curve = charts(at)[0]
+    lines = [t for t in curve["data"] if t.get("fill") != "toself"]
+    assert [t["name"] for t in lines] == ["Entropy"]
+    custom = lines[0]["customdata"]  # (std, n_seeds) per point, maybe as plotly's typed array
+    if isinstance(custom, dict):
+        shape = [int(v) for v in str(custom["shape"]).split(",")]
+        data = np.frombuffer(base64.b64decode(custom["bdata"]), dtype=custom["dtype"])
+        custom = data.reshape(shape).tolist()
+    assert [n for _, n in custom] == [2, 2]  # two distinct seeds, not three runs
+    assert at.dataframe[0].value["cycles"].tolist() == ["1/1"] * 3
 
 
 def run_info(state: str, status: dict, cycles: int = 0) -> RunInfo:
@@ -260,7 +291,7 @@ def test_progress_line_names_the_phase_and_eta():
     done = run_info("done", {"started": now - 65, "finished": now}, 3)
     assert ui.progress_line(done, now) == (
         1.0,
-        "done in 1 min 05 s · accuracy 50.0% with 100 labels",
+        "done in 1 min 05 s · accuracy 50.00% with 100 labels",
     )
 
 

@@ -43,7 +43,7 @@ def test_run_list_show(tmp_path):
     assert out.returncode == 0, out.stderr
     run_id = out.stdout.split("run id: ")[1].split()[0]
     listing = _cli(tmp_path, "list")
-    assert run_id in listing.stdout and "done" in listing.stdout and "3/3" in listing.stdout
+    assert run_id in listing.stdout and "done" in listing.stdout and "2/2" in listing.stdout
     assert "0.6" in listing.stdout  # the paper's λ for 10 classes
     show = _cli(tmp_path, "show", run_id)
     assert show.returncode == 0

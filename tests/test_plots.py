@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import colorsys
+import dataclasses
+
 import numpy as np
 import pytest
 
 from cbal import plots
-from cbal.config import preset
+from cbal.config import field_names, preset
 from cbal.store import RunInfo
 from cbal.strategies import STRATEGIES
 from cbal.strategies.balance import l1_score, target_counts
@@ -111,10 +114,33 @@ def test_series_names_show_lambda_and_what_differs():
     assert len({t.line.dash for t in fig.data}) == 2
 
 
+def _hue_lightness(color: str) -> tuple[float, float]:
+    """Hue (degrees) and relative luminance (WCAG) of a #RRGGBB colour."""
+    r, g, b = (int(color[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    h, _, _ = colorsys.rgb_to_hls(r, g, b)
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+    return h * 360, 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
 def test_colours_are_fixed_okabe_ito_and_shared_by_every_figure():
     assert set(plots.STRATEGY_COLORS) == set(STRATEGIES)
     assert len(set(plots.STRATEGY_COLORS.values())) == len(STRATEGIES)
-    assert set(plots.STRATEGY_COLORS.values()) <= set(plots.OKABE_ITO.values())
+    outside = set(plots.STRATEGY_COLORS.values()) - set(plots.OKABE_ITO.values())
+    assert outside == {plots.STRATEGY_COLORS["kcenter-cb"]}  # a shade of bluish green
+    # every CB variant: its baseline's hue family (within 40°), darker, solid vs dashed
+    pairs = [(n, s.baseline) for n, s in STRATEGIES.items() if s.baseline]
+    assert sorted(pairs) == [
+        ("bald-cb", "bald"),
+        ("entropy-cb", "entropy"),
+        ("kcenter-cb", "kcenter"),
+    ]
+    for cb, base in pairs:
+        (h_cb, l_cb), (h_base, l_base) = (
+            _hue_lightness(plots.strategy_color(n)) for n in (cb, base)
+        )
+        assert min(abs(h_cb - h_base), 360 - abs(h_cb - h_base)) < 40, (cb, h_cb, h_base)
+        assert l_cb < 0.75 * l_base, (cb, l_cb, l_base)  # darker: apart in greyscale too
+        assert plots.strategy_dash(cb) == "solid" and plots.strategy_dash(base) == "dash"
     runs = [make_run("bald", 0, [0.2, 0.3]), make_run("bald-cb", 0, [0.2, 0.35])]
     want = {"BALD": "#E69F00", "BALD-CB (λ=0.6)": "#D55E00"}
     for fig in (plots.learning_curve(runs), plots.l1_curves(runs)):
@@ -219,3 +245,106 @@ def test_figures_are_styled_for_print():
     assert fig.layout.xaxis.title.text == "Labeled images (count)"
     assert fig.layout.yaxis.title.text == "Test accuracy (%)"
     assert fig.layout.yaxis.tickformat == ".0%"
+
+
+# -- aggregation: one series per experiment, one run per seed -----------------------------------
+
+
+def _copy(run: RunInfo, run_id: str, created: float, state: str = "done") -> RunInfo:
+    return dataclasses.replace(run, run_id=run_id, status={"state": state, "created": created})
+
+
+def test_duplicates_and_mixed_configurations_are_never_pooled():
+    # the issue's case: seed 0 from the CLI and again from the dashboard, and 4-cycle runs
+    # among 8-cycle ones, all "Entropy-CB (λ=0.6) · 30 ep"
+    eight = [0.2, 0.3, 0.4, 0.5, 0.6, 0.6, 0.7, 0.7, 0.8]
+    cli = _copy(make_run("entropy-cb", 0, eight), "cli-s0", 1.0)
+    dash = _copy(make_run("entropy-cb", 0, [a + 0.1 for a in eight]), "dash-s0", 2.0)
+    seed1 = _copy(make_run("entropy-cb", 1, [a + 0.05 for a in eight]), "s1", 3.0)
+    short = [_copy(make_run("entropy-cb", s, eight[:5]), f"short-s{s}", 4.0 + s) for s in (0, 1)]
+    runs = [cli, dash, seed1, *short]
+    tidy = plots.learning_curve_tidy(runs)
+    names = plots.series_names(runs)
+    assert names["cli-s0"] == names["dash-s0"] == names["s1"] == "Entropy-CB (λ=0.6) · 8 cycles"
+    assert names["short-s0"] == names["short-s1"] == "Entropy-CB (λ=0.6) · 4 cycles"
+    assert set(tidy["run_id"]) == {"dash-s0", "s1", "short-s0", "short-s1"}  # newest seed 0
+    by_series = tidy.groupby("series")
+    assert by_series["n_seeds"].unique().to_dict() == {
+        "Entropy-CB (λ=0.6) · 8 cycles": [2],
+        "Entropy-CB (λ=0.6) · 4 cycles": [2],
+    }
+    assert by_series["duplicates_left_out"].first().to_dict() == {
+        "Entropy-CB (λ=0.6) · 8 cycles": 1,
+        "Entropy-CB (λ=0.6) · 4 cycles": 0,
+    }
+    last = tidy[(tidy["series"].str.contains("8 cycles")) & (tidy["cycle"] == 8)]
+    np.testing.assert_allclose(last["mean"], np.mean([0.9, 0.85]))  # dash and seed 1 only
+    np.testing.assert_allclose(last["std"], np.std([0.9, 0.85], ddof=1))
+    # the CSV keeps its columns, and the duplicate is named once for caption and report
+    header = tidy.to_csv(index=False).splitlines()[0].split(",")
+    assert header[:5] == ["series", "strategy", "run_id", "seed", "duplicates_left_out"]
+    assert {"n_seeds", "mean", "std"} <= set(header)
+    note = plots.duplicates_note(runs)
+    assert note is not None and note.startswith("1 run(s) left out") and "cli-s0" in note
+    assert plots.duplicates_note([dash, seed1]) is None
+    # the figure: one line per series, in one colour, told apart by dash
+    fig = plots.learning_curve(runs)
+    lines = [t for t in fig.data if t.fill != "toself"]
+    assert sorted(t.name for t in lines) == sorted(set(names.values()))
+    assert len({t.line.dash for t in lines}) == 2
+
+
+def test_a_finished_run_beats_a_newer_unfinished_one_of_the_same_seed():
+    done = _copy(make_run("entropy", 0, [0.2, 0.3]), "old-done", 1.0)
+    failed = _copy(make_run("entropy", 0, [0.4, 0.5]), "new-failed", 2.0, state="failed")
+    s = plots.series_set([done, failed])
+    assert [r.run_id for r in s.runs] == ["old-done"]
+    assert [r.run_id for r in s.left_out] == ["new-failed"] and s.duplicates("Entropy") == 1
+    alone = plots.series_set([failed])  # without a finished one, the newest counts
+    assert [r.run_id for r in alone.runs] == ["new-failed"]
+
+
+def test_experiment_key_is_every_field_but_the_seed_and_where_it_ran():
+    run = make_run("entropy-cb", 0, [0.2, 0.3])
+    key = dict(plots.experiment_key(run))
+    # generic: a field added to RunConfig later is part of the experiment unless listed
+    assert set(key) == set(field_names()) - plots.NOT_EXPERIMENT_FIELDS
+    assert {
+        "seed",
+        "device",
+        "save_pool_arrays",
+        "save_embeddings",
+        "preset",
+        "version",
+    } == plots.NOT_EXPERIMENT_FIELDS
+    # unset λ and the default it stands for are one experiment; another λ is another
+    explicit = make_run("entropy-cb", 1, [0.2, 0.3], lam=0.6)
+    assert plots.experiment_key(explicit) == plots.experiment_key(run)
+    other = make_run("entropy-cb", 1, [0.2, 0.3], lam=2.0)
+    other.cycles[0]["lam"] = 2.0
+    assert plots.experiment_key(other) != plots.experiment_key(run)
+    # the device and what a run saves do not split series; the solver's time budget does
+    moved = make_run("entropy-cb", 1, [0.2, 0.3], device="cpu", save_pool_arrays=False)
+    assert plots.experiment_key(moved) == plots.experiment_key(run)
+    slower = make_run("entropy-cb", 1, [0.2, 0.3], solver_time_limit=5.0)
+    names = plots.series_names([run, slower])
+    assert names[slower.run_id] == "Entropy-CB (λ=0.6) · solver_time_limit=5"
+    assert names[run.run_id] == "Entropy-CB (λ=0.6) · solver_time_limit=60"
+
+
+def test_panels_per_if_average_within_the_if_with_one_name_across_panels():
+    runs = [
+        _copy(make_run("entropy", s, [0.2 + 0.1 * s, 0.4], imbalance_factor=f), f"e{f}-{s}", s)
+        for f in (1.0, 0.1)
+        for s in (0, 1)
+    ]
+    runs.append(_copy(runs[0], "e1.0-0-again", 9.0))  # a duplicate of IF 1, seed 0
+    tidy = plots.accuracy_by_if_tidy(runs)
+    assert set(tidy["series"]) == {"Entropy"}  # the IF is the panel, not part of the name
+    assert tidy.groupby("imbalance_factor")["n_seeds"].unique().to_dict() == {0.1: [2], 1.0: [2]}
+    assert tidy.groupby("imbalance_factor")["duplicates_left_out"].max().to_dict() == {
+        0.1: 0,
+        1.0: 1,
+    }
+    fig = plots.accuracy_by_if(runs)
+    assert [t.name for t in fig.data if t.showlegend] == ["Entropy"]

@@ -55,10 +55,10 @@ def test_claims_on_hand_made_runs():
     assert l1.verdict == "disagrees" and "lower in 1/2 cycles" in l1.evidence
     ent = _find(claims, "Entropy-CB ≥", "entropy-cb vs entropy, IF=0.1")
     # mean over cycles 1..2: cb (0.70, 0.68) -> 0.69; base (0.65, 0.65) -> 0.65
-    assert ent.verdict == "agrees" and "0.6900" in ent.evidence and "0.6500" in ent.evidence
+    assert ent.verdict == "agrees" and "69.00%" in ent.evidence and "65.00%" in ent.evidence
     core = _find(claims, "CoreSet", "kcenter-cb vs coreset, IF=0.3")
     # kcenter-cb 0.75 vs coreset 0.725 over cycles 1..2
-    assert core.verdict == "agrees" and "0.7500" in core.evidence
+    assert core.verdict == "agrees" and "75.00%" in core.evidence
     assert _find(claims, "CoreSet", "kcenter-cb vs coreset, IF=0.1").verdict == "not enough runs"
     assert (
         _find(claims, "CB variants select", "bald-cb vs bald, IF=0.1").verdict == "not enough runs"
@@ -82,7 +82,7 @@ def test_accuracy_table_and_report(tmp_path):
     ]
     (row,) = accuracy_table(runs)
     assert row["seeds"] == 2 and row["labels"] == 100
-    assert row["final_accuracy"] == f"0.7100 ± {np.std([0.7, 0.72], ddof=1):.4f}"
+    assert row["final_accuracy"] == f"71.00% ± {np.std([0.7, 0.72], ddof=1):.2%}"
     path = write_report(runs, tmp_path, "test")
     text = path.read_text()
     assert "| 0.1 | entropy | 2 |" in text and "0 of 9 checks agree" in text
