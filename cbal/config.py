@@ -18,6 +18,7 @@ AUGMENTS = ("crop-flip", "crop", "none")
 SOLVERS = ("lp", "highs", "cvxpy", "milp")
 # Known class counts, used for the paper's per-dataset λ defaults before any data is loaded.
 KNOWN_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "tinyimagenet": 200}
+MAX_SEED = 2**32 - 1  # what every seeded library (numpy, torch, CUDA) accepts as one seed
 
 
 class ConfigError(ValueError):
@@ -268,8 +269,10 @@ def _validate(cfg: RunConfig) -> None:
     for name in ("lr", "solver_time_limit", "lr_gamma"):
         if not (math.isfinite(getattr(cfg, name)) and getattr(cfg, name) > 0):
             raise ConfigError(name, getattr(cfg, name), "a finite number > 0")
-    for name in ("momentum", "weight_decay", "seed"):
+    for name in ("momentum", "weight_decay"):
         _at_least(cfg, name, 0)
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise ConfigError("seed", cfg.seed, f"an integer in 0 … {MAX_SEED}")
     if not 0 <= cfg.dropout < 1:
         raise ConfigError("dropout", cfg.dropout, "a number in [0, 1)")
     if any(m < 1 or m > cfg.epochs for m in cfg.lr_milestones) or list(cfg.lr_milestones) != sorted(
