@@ -129,6 +129,49 @@ def test_impossible_settings_are_explained_before_launch(store):
     assert not at.exception
 
 
+INTERNAL_NAMES = ("imbalance_factor", "data_dir", "lam=", "budget=", "cycles=", "seed=")
+
+
+@pytest.mark.parametrize(
+    "key, value, label, allowed",
+    [
+        ("f_imbalance_factor", 2.0, "Imbalance factor (IF)", "in (0, 1]"),
+        ("f_imbalance_factor", 0.0, "Imbalance factor (IF)", "in (0, 1]"),
+        ("f_lam_entropy-cb_10", -1.0, "λ for Entropy-CB", ">= 0"),
+        ("f_budget", 0, "Budget per cycle", ">= 1"),
+        ("f_budget", 5000, "Budget per cycle", "Budget per cycle = 5000"),
+        ("f_lr", -0.1, "Learning rate", "> 0"),
+    ],
+)
+def test_a_rejected_number_keeps_launch_disabled_and_names_the_label(
+    store, key, value, label, allowed
+):
+    at = home()
+    at.number_input(key=key).set_value(value).run()
+    assert at.number_input(key=key).value == value  # kept as typed, not reverted
+    message = texts(at.error)
+    assert f"**{label}**" in message and allowed in message, message
+    assert not any(name in message for name in INTERNAL_NAMES), message
+    assert launch_button(at).disabled and launch_button(at).label == "Launch"
+    assert not at.exception
+
+
+def test_messages_use_labels_and_seeds_stay_within_32_bits(store):
+    at = home()
+    at.selectbox(key="f_dataset").set_value("cifar10").run()
+    message = texts(at.error)
+    assert "**Data folder**: missing" in message and "cifar10" in message
+    assert not any(name in message for name in INTERNAL_NAMES), message
+    at.selectbox(key="f_dataset").set_value("digits").run()
+    at.text_input(key="f_seeds").set_value("0, " + "9" * 130).run()
+    message = texts(at.error)
+    assert "**Seeds**" in message and "4294967295" in message and "9" * 30 not in message
+    assert launch_button(at).disabled
+    at.text_input(key="f_seeds").set_value("4294967295").run()
+    assert not at.error and not launch_button(at).disabled
+    assert not store.list_runs()
+
+
 @pytest.mark.slow
 def test_launch_a_tiny_run_and_watch_it_finish(store):
     at = home()
