@@ -279,6 +279,8 @@ def launch(store: Store, plan: dict[str, Any]) -> str:
     base = RunConfig.from_dict(plan["base"])
     ids = runner.start_group(store, base, plan["strategies"], plan["seeds"], plan["lams"])
     st.session_state["live_runs"] = ids
+    # in the address too, so that a browser refresh (a new session) shows the same live view
+    st.query_params["group"] = runner.group_of(store.run_info(ids[0])) or ids[0]
     slots = runner.max_concurrent()
     return f"Launched {len(ids)} run(s); they train in the background, {slots} at a time."
 
@@ -300,6 +302,17 @@ def launch_form(store: Store) -> None:
         st.rerun()  # draw the live view above the form
 
 
+def group_runs(store: Store, group: str | None) -> list[str]:
+    """The runs of the comparison named in the page's address (after a browser refresh)."""
+    if not group:
+        return []
+    with ui.guard("Reading the run store"):
+        ids = [i.run_id for i in runner.groups(store).get(group, [])]
+        st.session_state["live_runs"] = ids
+        return ids
+    return []
+
+
 def launch_page() -> None:
     """Home: the live view of the comparison launched from this page, then the form."""
     store = ui.page("Launch")
@@ -311,7 +324,7 @@ def launch_page() -> None:
     )
     st.page_link("pages/5_Explainer.py", label="New here? How it works", icon=":material/school:")
     ui.show_flashes()
-    live = st.session_state.get("live_runs")
+    live = st.session_state.get("live_runs") or group_runs(store, st.query_params.get("group"))
     if live:
         st.header("Live view")
         with ui.guard("Live view"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -405,6 +405,9 @@ def _gallery_tiles(
 
 def gallery(store: Store, info: RunInfo, cycle: int) -> None:
     """The images ``info`` selected in ``cycle``, captioned true label → the model's prediction."""
+    if info.state == "queued" and not info.cycles:
+        st.info(f"{run_label(info)} is queued: it starts when a slot is free.")
+        return
     if not any(c["cycle"] == cycle and c.get("selected_counts") for c in info.cycles):
         st.info(f"{run_label(info)} has not finished the selection of cycle {cycle} yet.")
         return
@@ -425,13 +428,13 @@ def live_view(store: Store, run_ids: Sequence[str], key: str) -> None:
     if not infos:
         st.info("These runs are no longer in the store.")
         return
-    drawn = _signature(infos)
+    drawn = signature(infos)
 
     @st.fragment(run_every=REFRESH_S if any(i.state in runner.ACTIVE for i in infos) else None)
     def progress() -> None:
         now = read_runs(store, run_ids)
         run_rows(store, now, key)
-        if _signature(now) != drawn:
+        if signature(now) != drawn:
             st.rerun()  # new data (or a run stopped, resumed, vanished): redraw the whole page
 
     with st.container():  # the fragment's own block: its reruns never touch the figures
@@ -439,7 +442,11 @@ def live_view(store: Store, run_ids: Sequence[str], key: str) -> None:
     figures(store, infos, key)
 
 
-def _signature(infos: Sequence[RunInfo]) -> tuple[tuple[str, str, int], ...]:
+Signature = tuple[tuple[str, str, int], ...]
+
+
+def signature(infos: Iterable[RunInfo]) -> Signature:
+    """What a page's figures and buttons depend on: which runs, their states and cycle counts."""
     return tuple((i.run_id, i.state, len(i.cycles)) for i in infos)
 
 

@@ -246,7 +246,7 @@ def main() -> None:
         "Run (finished or running)",
         list(by_id),
         index=next((k for k, i in enumerate(infos) if i.config.save_pool_arrays), 0),
-        format_func=lambda r: f"{ui.run_label(by_id[r])} · {by_id[r].state} · {r}",
+        format_func=lambda r: f"{ui.run_label(by_id[r])} · {r}",  # stable: the key is the id
         key="lx-run",
     )
     cycles = selecting(by_id[run_id])

@@ -335,3 +335,41 @@ def test_pages_never_import_torch(store):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
     )
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_runs_page_keeps_a_chosen_run_when_its_state_changes(store):
+    ids = failed_runs(store)  # crashed, died (both failed), cancelled
+    at = home()
+    at.switch_page("pages/2_Runs.py").run()
+    at.multiselect(key="runs-filter-status").set_value(["failed"]).run()
+    at.multiselect(key="runs-chosen").set_value([ids[0]]).run()
+    assert "Comparison" in texts(at.header)
+    store.write_status(ids[0], state="cancelled", error=None)  # e.g. from another tab
+    at.run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["run"]) == [ids[1]]  # the filter hides it now...
+    assert at.multiselect(key="runs-chosen").value == [ids[0]]  # ...but it stays chosen
+    assert "Comparison" in texts(at.header)
+    assert "cancelled after 0 of 3 cycles" in at.get("progress")[0].proto.text
+
+
+def test_live_page_keeps_its_comparison_when_a_state_changes(store):
+    ids = failed_runs(store)
+    at = home()
+    at.switch_page("pages/1_Live.py").run()
+    at.selectbox(key="live-group").set_value(ids[0]).run()
+    assert "1 run(s): 1 failed" in texts(at.caption)
+    store.write_status(ids[0], state="cancelled", error=None)
+    at.run()
+    assert at.selectbox(key="live-group").value == ids[0]
+    assert "1 run(s): 1 cancelled" in texts(at.caption)
+
+
+def test_the_launch_page_live_view_comes_back_from_the_address(store):
+    ids = failed_runs(store)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["group"] = ids[1]  # a run started alone is a group of its own id
+    at.run()
+    assert not at.exception
+    assert "Live view" in texts(at.header) and "its process died" in texts(at.error)
+    assert at.session_state["live_runs"] == [ids[1]]
