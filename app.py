@@ -314,23 +314,28 @@ def group_runs(store: Store, group: str | None) -> list[str]:
 
 
 def launch_page() -> None:
-    """Home: the live view of the comparison launched from this page, then the form."""
+    """Home: the live view of the comparison launched from this page, then the form. While a
+    comparison is shown, the introduction gives way to it (and in presentation mode, the form)."""
     store = ui.page("Launch")
-    st.title("Class-balanced active learning")
-    st.caption(
-        "Compare acquisition strategies on a long-tailed unlabeled pool (Bengar et al., WACV "
-        "2022). Runs train in background processes: closing this page does not stop them; the "
-        "Runs page lists every run."
-    )
-    st.page_link("pages/5_Explainer.py", label="New here? How it works", icon=":material/school:")
-    ui.show_flashes()
     live = st.session_state.get("live_runs") or group_runs(store, st.query_params.get("group"))
+    if not live:
+        st.title("Class-balanced active learning")
+        st.caption(
+            "Compare acquisition strategies on a long-tailed unlabeled pool (Bengar et al., "
+            "WACV 2022). Runs train in background processes: closing this page does not stop "
+            "them; the Runs page lists every run."
+        )
+        st.page_link(
+            "pages/5_Explainer.py", label="New here? How it works", icon=":material/school:"
+        )
+    ui.show_flashes()
     if live:
-        st.header("Live view")
         with ui.guard("Live view"):
-            if infos := ui.read_runs(store, live):
-                st.caption(ui.group_summary(infos))
+            infos = ui.read_runs(store, live)
+            st.subheader("Live view" + (f": {ui.group_summary(infos)}" if infos else ""))
             ui.live_view(store, live, "live")
+    if live and ui.presenting():
+        return
     with st.expander("Launch a comparison", expanded=not live), ui.guard("Launch form"):
         launch_form(store)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -25,6 +26,8 @@ from cbal.data import DataError, Dataset, load_dataset
 from cbal.store import RunInfo, Store, StoreError
 
 REFRESH_S = 1.5
+PRESENTATION = "presentation"  # the session key of the presentation-mode toggle
+PRESENT_FONT = 22
 LATEST = -1  # the "latest cycle" choice of the cycle pickers
 PHASES = {"infer": "inference on the pool", "select": "selection", "record": "saving the cycle"}
 _PROBES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cbal-device-probe")
@@ -228,7 +231,7 @@ def resumable(info: RunInfo) -> bool:
 
 
 def run_rows(store: Store, infos: Sequence[RunInfo], key: str) -> None:
-    """A progress bar per run with its phase and ETA, a Cancel or Resume button, its error."""
+    """A progress bar per run with its phase and ETA, a Cancel or Resume button."""
     for info in infos:
         fraction, text = progress_line(info)
         bar, button = st.columns([10, 1], vertical_alignment="bottom")
@@ -248,17 +251,54 @@ def run_rows(store: Store, infos: Sequence[RunInfo], key: str) -> None:
                 on_click=safely,
                 args=(lambda ids=ids: resume_runs(store, ids),),
             )
-        if (message := error_text(info)) is not None:
-            st.error(message)
+
+
+def group_progress(infos: Sequence[RunInfo], now: float | None = None) -> tuple[float, str]:
+    """The comparison's progress in one bar: the mean fraction done, the state counts and what
+    the least advanced active run is doing."""
+    lines = [progress_line(i, now) for i in infos]
+    counts = ", ".join(f"{n} {s}" for s, n in Counter(i.state for i in infos).items())
+    text = f"{len(infos)} run(s): {counts}"
+    active = [(f, t, i) for (f, t), i in zip(lines, infos, strict=True) if i.state == "running"]
+    if active:
+        _, what, info = min(active, key=lambda a: a[0])
+        text += f" · {run_label(info)}: {what}"
+    return sum(f for f, _ in lines) / len(lines), text
 
 
 # -- figures -------------------------------------------------------------------------------------
 
 
+def presenting() -> bool:
+    return bool(st.session_state.get(PRESENTATION))
+
+
+def for_screen(fig: go.Figure) -> go.Figure:
+    """A curve figure for the page: the legend under the plot, so the lines get the width;
+    taller, with thicker lines, in presentation mode."""
+    size = PRESENT_FONT if presenting() else plots.FONT["size"]
+    height = int(fig.layout.height or 460) + (120 if presenting() else 0)
+    if presenting():
+        fig.update_traces(line_width=4, selector=dict(mode="lines"))
+    plot_height = height - (fig.layout.margin.t or 0) - (fig.layout.margin.b or 0)
+    under_axis_title = -(2.6 * size + 14) / plot_height
+    fig.update_layout(
+        height=height,
+        legend=dict(orientation="h", x=0, xanchor="left", y=under_axis_title, yanchor="top"),
+    )
+    return fig
+
+
 def chart(fig: go.Figure, tidy: pd.DataFrame, key: str) -> None:
-    """A figure, and the numbers it plots as a CSV download."""
+    """A figure, and the numbers it plots as a CSV download; in presentation mode, type that
+    reads from the back of a room and no downloads."""
+    if presenting():
+        fig.update_layout(
+            font_size=PRESENT_FONT, title_font_size=PRESENT_FONT + 6, hoverlabel_font_size=18
+        )
+        fig.update_annotations(font_size=PRESENT_FONT)  # subplot and panel titles
     st.plotly_chart(fig, key=key, theme=None, config={"displaylogo": False})
-    if not tidy.empty:
+    if not tidy.empty and not presenting():
         st.download_button(
             "Plotted numbers (CSV)",
             tidy.to_csv(index=False),
@@ -319,9 +359,10 @@ def figures(store: Store, infos: Sequence[RunInfo], key: str) -> None:
     """Accuracy curve, L1 per cycle, one cycle's histograms, per-class accuracy and a gallery."""
     left, right = st.columns(2)
     with left, guard("Accuracy curve"):
-        chart(plots.learning_curve(infos), plots.learning_curve_tidy(infos), f"{key}-curve")
+        curve = for_screen(plots.learning_curve(infos))
+        chart(curve, plots.learning_curve_tidy(infos), f"{key}-curve")
     with right, guard("L1 curves"):
-        chart(plots.l1_curves(infos), plots.l1_tidy(infos), f"{key}-l1")
+        chart(for_screen(plots.l1_curves(infos)), plots.l1_tidy(infos), f"{key}-l1")
     same_data = len({(i.config.dataset, i.config.data_dir) for i in infos}) == 1
     names = class_names(infos[0].config) if same_data else None
     cycles = max(i.config.cycles for i in infos)  # selecting cycles: 0 .. cycles - 1
@@ -433,10 +474,22 @@ def live_view(store: Store, run_ids: Sequence[str], key: str) -> None:
     @st.fragment(run_every=REFRESH_S if any(i.state in runner.ACTIVE for i in infos) else None)
     def progress() -> None:
         now = read_runs(store, run_ids)
-        run_rows(store, now, key)
         if signature(now) != drawn:
             st.rerun()  # new data (or a run stopped, resumed, vanished): redraw the whole page
+        fraction, text = group_progress(now)
+        st.progress(min(max(fraction, 0.0), 1.0), text=text)
+        if not presenting():  # one row per run, folded: the charts stay on the first screen
+            with st.expander(f"Each run: progress, Cancel, Resume ({len(now)})"):
+                run_rows(store, now, key)
+        for info in now:
+            if (message := error_text(info)) is not None:
+                st.error(message)
 
+    st.toggle(
+        "Presentation mode",
+        key=PRESENTATION,
+        help="For a projector: larger type, the curves first, fewer controls.",
+    )
     with st.container():  # the fragment's own block: its reruns never touch the figures
         progress()
     figures(store, infos, key)

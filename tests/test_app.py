@@ -189,7 +189,7 @@ def test_launch_a_tiny_run_and_watch_it_finish(store):
     assert runner.wait(store, [info.run_id], timeout=180) == {info.run_id: "done"}
     at.run()
     assert not at.exception and not at.error
-    assert "done in" in at.get("progress")[0].proto.text
+    assert "done in" in at.get("progress")[1].proto.text  # [0]: the comparison's summary
     specs = charts(at)
     titles = [s["layout"]["title"]["text"] for s in specs]
     assert titles[0] == "Test accuracy"
@@ -224,7 +224,7 @@ def test_failed_runs_show_their_error_inline_and_leave_the_others(store):
     assert "RuntimeError: boom" in errors
     assert "its process died" in errors
     assert [b.label for b in at.button if b.label == "Resume"] == ["Resume"] * 3
-    assert "cancelled after 0 of 3 cycles" in at.get("progress")[2].proto.text
+    assert "cancelled after 0 of 3 cycles" in at.get("progress")[3].proto.text
     assert all(store.exists(r) for r in ids)
 
 
@@ -275,7 +275,7 @@ def test_live_page_shows_the_newest_comparison(store):
     assert not at.exception
     picker = at.selectbox[0]
     assert len(picker.options) == 3 and picker.value == ids[2]
-    assert "cancelled after 0 of 3 cycles" in at.get("progress")[0].proto.text
+    assert "cancelled after 0 of 3 cycles" in at.get("progress")[1].proto.text
     assert len(at.get("plotly_chart")) == 4  # placeholders saying what is missing
     picker.set_value(ids[0]).run()
     assert "RuntimeError: boom" in texts(at.error)
@@ -350,7 +350,7 @@ def test_runs_page_keeps_a_chosen_run_when_its_state_changes(store):
     assert list(at.dataframe[0].value["run"]) == [ids[1]]  # the filter hides it now...
     assert at.multiselect(key="runs-chosen").value == [ids[0]]  # ...but it stays chosen
     assert "Comparison" in texts(at.header)
-    assert "cancelled after 0 of 3 cycles" in at.get("progress")[0].proto.text
+    assert "cancelled after 0 of 3 cycles" in at.get("progress")[1].proto.text
 
 
 def test_live_page_keeps_its_comparison_when_a_state_changes(store):
@@ -371,5 +371,34 @@ def test_the_launch_page_live_view_comes_back_from_the_address(store):
     at.query_params["group"] = ids[1]  # a run started alone is a group of its own id
     at.run()
     assert not at.exception
-    assert "Live view" in texts(at.header) and "its process died" in texts(at.error)
+    assert "Live view" in texts(at.subheader) and "its process died" in texts(at.error)
     assert at.session_state["live_runs"] == [ids[1]]
+
+
+def test_presentation_mode_shows_the_curves_large_with_fewer_controls(store):
+    ids = failed_runs(store)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["live_runs"] = ids
+    at.run()
+    summary = at.get("progress")[0].proto.text
+    assert summary == "3 run(s): 2 failed, 1 cancelled"
+    normal = charts(at)[:2]
+    assert [c["layout"]["legend"]["orientation"] for c in normal] == ["h", "h"]  # under
+    assert [e.label for e in at.expander] == [
+        "Each run: progress, Cancel, Resume (3)",
+        "Launch a comparison",
+    ]
+    assert not at.title  # the introduction gives way to the live view
+    assert len(at.get("progress")) == 4  # the summary, then one row per run (folded)
+
+    at.toggle(key=ui.PRESENTATION).set_value(True).run()
+    assert not at.exception
+    big = charts(at)[:2]
+    assert all(c["layout"]["font"]["size"] == ui.PRESENT_FONT for c in big)
+    assert all(
+        b["layout"]["height"] > n["layout"]["height"] for b, n in zip(big, normal, strict=True)
+    )
+    assert not at.expander  # no form, no rows
+    assert len(at.get("progress")) == 1 and texts(at.error).count("failed") == 2  # errors stay
+    at.toggle(key=ui.PRESENTATION).set_value(False).run()
+    assert len(at.expander) == 2

@@ -219,3 +219,12 @@ def test_figures_are_styled_for_print():
     assert fig.layout.xaxis.title.text == "Labeled images (count)"
     assert fig.layout.yaxis.title.text == "Test accuracy (%)"
     assert fig.layout.yaxis.tickformat == ".0%"
+
+
+def test_accuracy_axis_never_leaves_0_to_100_percent():
+    wide = plots.learning_curve(
+        [make_run("entropy", 0, [0.33, 0.5]), make_run("entropy", 1, [0.9, 1])]
+    )
+    axis = wide.layout.yaxis  # a band of ± std (or a single point) must not stretch it
+    assert (axis.autorangeoptions.minallowed, axis.autorangeoptions.maxallowed) == (0, 1)
+    assert axis.tickformat == ".0%"
