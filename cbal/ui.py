@@ -276,7 +276,7 @@ def presenting() -> bool:
 def for_screen(fig: go.Figure) -> go.Figure:
     """A curve figure for the page: the legend under the plot, so the lines get the width;
     taller, with thicker lines, in presentation mode."""
-    size = PRESENT_FONT if presenting() else plots.FONT["size"]
+    size = PRESENT_FONT if presenting() else (fig.layout.font.size or 14)
     height = int(fig.layout.height or 460) + (120 if presenting() else 0)
     if presenting():
         fig.update_traces(line_width=4, selector=dict(mode="lines"))
