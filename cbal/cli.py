@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run store root; default $CBAL_CACHE, else ./cache",
     )
     sub = parser.add_subparsers(
-        dest="command", required=True, parser_class=_Parser, metavar="COMMAND"
+        dest="command", required=True, parser_class=_Parser, metavar="command"
     )
     run = sub.add_parser(
         "run",

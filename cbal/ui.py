@@ -275,13 +275,11 @@ def presenting() -> bool:
 
 def for_screen(fig: go.Figure) -> go.Figure:
     """A curve figure for the page: the legend under the plot, so the lines get the width;
-    taller, with thicker lines, in presentation mode."""
+    taller in presentation mode."""
     size = PRESENT_FONT if presenting() else (fig.layout.font.size or 14)
     height = int(fig.layout.height or 460) + (120 if presenting() else 0)
-    if presenting():
-        fig.update_traces(line_width=4, selector=dict(mode="lines"))
     plot_height = height - (fig.layout.margin.t or 0) - (fig.layout.margin.b or 0)
-    under_axis_title = -(2.6 * size + 14) / plot_height
+    under_axis_title = -(3.4 * size + 14) / plot_height
     fig.update_layout(
         height=height,
         legend=dict(orientation="h", x=0, xanchor="left", y=under_axis_title, yanchor="top"),
