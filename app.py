@@ -7,6 +7,7 @@ up a comparison of strategies and shows it live; the runs train in background pr
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from cbal.config import (
     DATASETS,
     DEVICES,
     KNOWN_CLASSES,
+    MAX_SEED,
     MODELS,
     PRESETS,
     PROFILES,
@@ -98,9 +100,13 @@ def init_form() -> None:
 def parse_seeds(text: str) -> list[int]:
     """'0, 1, 2' → [0, 1, 2]; a ConfigError naming the seed field otherwise."""
     parts = text.replace(",", " ").split()
+    allowed = f"whole numbers from 0 to {MAX_SEED} separated by commas, e.g. 0, 1, 2"
     if not parts or not all(p.isdigit() for p in parts):
-        raise ConfigError("seed", text, "whole numbers ≥ 0 separated by commas, e.g. 0, 1, 2")
-    return sorted({int(p) for p in parts})
+        raise ConfigError("seed", text, allowed)
+    seeds = sorted({int(p) for p in parts})
+    if seeds[-1] > MAX_SEED:
+        raise ConfigError("seed", seeds[-1], allowed)
+    return seeds
 
 
 @st.cache_data(show_spinner="Checking the data…", max_entries=64)
@@ -121,15 +127,33 @@ def check_data(cfg_json: str) -> dict[str, Any]:
     }
 
 
-def explain(exc: Exception) -> str:
-    """The error with the form field it concerns (a data problem concerns the data folder)."""
-    if isinstance(exc, ConfigError):
-        return f"**{LABELS.get(exc.field, exc.field)}**: {exc}"
-    return f"**{LABELS['data_dir']}**: {exc}"
+_FIELD_NAMES = re.compile(r"\b(" + "|".join(LABELS) + r")=")
+
+
+def in_labels(text: str) -> str:
+    """``text`` with the config's field names (``budget=25``) written as the form's labels."""
+    return _FIELD_NAMES.sub(lambda m: f"{LABELS[m[1]]} = ", text)
+
+
+def explain(exc: Exception, label: str | None = None) -> str:
+    """The error in the form's words, with the field it concerns in bold (a data problem
+    concerns the data folder); never a config field name."""
+    if not isinstance(exc, ConfigError):
+        return f"**{LABELS['data_dir']}**: {in_labels(str(exc))}"
+    label = label or LABELS.get(exc.field, exc.field)
+    value = exc.value
+    if value is None or value == "":
+        return f"**{label}**: missing; expected {in_labels(exc.allowed)}"
+    given = ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+    given = given if len(given) <= 24 else given[:20] + "…"
+    return f"**{label}**: {given} is not allowed; expected {in_labels(exc.allowed)}"
 
 
 def form_fields(store: Store) -> None:
-    """The widgets; their values live in st.session_state under ``f_<field>``."""
+    """The widgets; their values live in st.session_state under ``f_<field>``.
+
+    The number fields have no min/max: the browser would refuse an out-of-range value silently
+    and keep the old one, while :func:`validate` names the field and what it allows."""
     ss = st.session_state
     c1, c2, c3 = st.columns(3)
     with c1:
@@ -152,8 +176,6 @@ def form_fields(store: Store) -> None:
         )
         st.number_input(
             LABELS["imbalance_factor"],
-            min_value=0.0,
-            max_value=1.0,
             step=0.05,
             format="%.3f",
             key="f_imbalance_factor",
@@ -168,11 +190,10 @@ def form_fields(store: Store) -> None:
             "exp: class c keeps n_max·IF^(c/(C−1)).",
         )
     with c2:
-        st.number_input(LABELS["initial_labeled"], min_value=1, step=10, key="f_initial_labeled")
-        st.number_input(LABELS["budget"], min_value=1, step=5, key="f_budget")
+        st.number_input(LABELS["initial_labeled"], step=10, key="f_initial_labeled")
+        st.number_input(LABELS["budget"], step=5, key="f_budget")
         st.number_input(
             LABELS["cycles"],
-            min_value=1,
             step=1,
             key="f_cycles",
             help="Selection cycles, each labeling one budget of images; the model is trained "
@@ -181,10 +202,10 @@ def form_fields(store: Store) -> None:
         st.text_input(LABELS["seed"], key="f_seeds", help="Comma-separated, e.g. 0, 1, 2.")
         st.selectbox(LABELS["model"], MODELS, key="f_model")
     with c3:
-        st.number_input(LABELS["epochs"], min_value=1, step=1, key="f_epochs")
+        st.number_input(LABELS["epochs"], step=1, key="f_epochs")
         st.text_input(LABELS["lr_milestones"], key="f_lr_milestones", help="lr × γ at these.")
-        st.number_input(LABELS["lr"], min_value=0.0, step=0.01, format="%.4f", key="f_lr")
-        st.number_input(LABELS["batch_size"], min_value=1, step=16, key="f_batch_size")
+        st.number_input(LABELS["lr"], step=0.01, format="%.4f", key="f_lr")
+        st.number_input(LABELS["batch_size"], step=16, key="f_batch_size")
         st.radio(LABELS["device"], DEVICES, horizontal=True, key="f_device")
         st.caption(ui.device_text(ui.device_info(store)))
     st.multiselect(
@@ -207,7 +228,6 @@ def lam_fields(strategies: list[str], num_classes: int) -> dict[str, float]:
         lams[s] = float(
             col.number_input(
                 f"λ for {STRATEGIES[s].label}",
-                min_value=0.0,
                 step=0.1,
                 key=key,
                 help=f"Paper default for {num_classes} classes: "
@@ -246,7 +266,8 @@ def validate(store: Store) -> tuple[list[str], dict[str, Any] | None]:
         try:
             base.replace(strategy=s, lam=lams.get(s))
         except ConfigError as exc:
-            errors.append(f"{STRATEGIES[s].label}: {explain(exc)}")
+            label = f"λ for {STRATEGIES[s].label}" if exc.field == "lam" else None
+            errors.append(explain(exc, label))
     device = ui.device_info(store)
     if base.device == "cuda" and device is not None and not device.get("cuda"):
         errors.append(explain(ConfigError("device", "cuda", "auto or cpu: torch sees no GPU")))
@@ -264,6 +285,8 @@ def launch(store: Store, plan: dict[str, Any]) -> str:
     base = RunConfig.from_dict(plan["base"])
     ids = runner.start_group(store, base, plan["strategies"], plan["seeds"], plan["lams"])
     st.session_state["live_runs"] = ids
+    # in the address too, so that a browser refresh (a new session) shows the same live view
+    st.query_params["group"] = runner.group_of(store.run_info(ids[0])) or ids[0]
     slots = runner.max_concurrent()
     return f"Launched {len(ids)} run(s); they train in the background, {slots} at a time."
 
@@ -278,33 +301,47 @@ def launch_form(store: Store) -> None:
         st.button("Launch", type="primary", key="launch", disabled=True)
         return
     n = len(plan["strategies"]) * len(plan["seeds"])
-    st.button(
-        f"Launch {n} run(s)",
-        type="primary",
-        key="launch",
-        on_click=ui.safely,
-        args=(lambda: launch(store, plan),),
-    )
+    # acted on in this run, not in a callback: a callback would launch the plan of the previous
+    # run, before a value typed just before the click was checked
+    if st.button(f"Launch {n} run(s)", type="primary", key="launch"):
+        ui.safely(lambda: launch(store, plan))
+        st.rerun()  # draw the live view above the form
+
+
+def group_runs(store: Store, group: str | None) -> list[str]:
+    """The runs of the comparison named in the page's address (after a browser refresh)."""
+    if not group:
+        return []
+    with ui.guard("Reading the run store"):
+        ids = [i.run_id for i in runner.groups(store).get(group, [])]
+        st.session_state["live_runs"] = ids
+        return ids
+    return []
 
 
 def launch_page() -> None:
-    """Home: the live view of the comparison launched from this page, then the form."""
+    """Home: the live view of the comparison launched from this page, then the form. While a
+    comparison is shown, the introduction gives way to it (and in presentation mode, the form)."""
     store = ui.page("Launch")
-    st.title("Class-balanced active learning")
-    st.caption(
-        "Compare acquisition strategies on a long-tailed unlabeled pool (Bengar et al., WACV "
-        "2022). Runs train in background processes: closing this page does not stop them; the "
-        "Runs page lists every run."
-    )
-    st.page_link("pages/5_Explainer.py", label="New here? How it works", icon=":material/school:")
+    live = st.session_state.get("live_runs") or group_runs(store, st.query_params.get("group"))
+    if not live:
+        st.title("Class-balanced active learning")
+        st.caption(
+            "Compare acquisition strategies on a long-tailed unlabeled pool (Bengar et al., "
+            "WACV 2022). Runs train in background processes: closing this page does not stop "
+            "them; the Runs page lists every run."
+        )
+        st.page_link(
+            "pages/5_Explainer.py", label="New here? How it works", icon=":material/school:"
+        )
     ui.show_flashes()
-    live = st.session_state.get("live_runs")
     if live:
-        st.header("Live view")
         with ui.guard("Live view"):
-            if infos := ui.read_runs(store, live):
-                st.caption(ui.group_summary(infos))
+            infos = ui.read_runs(store, live)
+            st.subheader("Live view" + (f": {ui.group_summary(infos)}" if infos else ""))
             ui.live_view(store, live, "live")
+    if live and ui.presenting():
+        return
     with st.expander("Launch a comparison", expanded=not live), ui.guard("Launch form"):
         launch_form(store)
 

@@ -15,10 +15,12 @@ from typing import Any, NoReturn
 from cbal import config as config_mod
 from cbal.config import PRESETS, ConfigError, RunConfig
 from cbal.data import DataError
+from cbal.loop import Cancelled
 from cbal.store import Store, StoreError, accuracy_text
 
 # RunConfig fields the CLI does not offer as flags (set by presets or internally)
 _HIDDEN = {"preset", "version"}
+_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 _ALIASES = {"imbalance_factor": ["--if"], "imbalance_profile": ["--profile"]}
 
 
@@ -41,55 +43,149 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+# one line of help per RunConfig flag; the allowed values and the default are added to it
+_FIELD_HELP = {
+    "dataset": "data set",
+    "data_dir": "local folder with the data set's files (all but digits)",
+    "image_size": "image side in pixels for Tiny ImageNet and image folders",
+    "test_per_class": "digits: balanced test images per class",
+    "imbalance_factor": "smallest over largest class of the unlabeled pool, in (0, 1]",
+    "imbalance_profile": "how the pool's class sizes fall from head to tail",
+    "strategy": "acquisition strategy (described below)",
+    "lam": "λ of the CB strategies, >= 0 (default: the paper's for the class count)",
+    "solver": "CB selection: lp-round (exact LP, rounded), binary (the binary optimum, "
+    "proved within --solver-time-limit), highs, cvxpy, milp (references)",
+    "solver_time_limit": "seconds for the binary search (after its LP), milp and coreset, > 0",
+    "initial_labeled": "random balanced initial labeled set, >= 1",
+    "budget": "images labeled per cycle, >= 1",
+    "cycles": "acquisition cycles (the model is trained cycles + 1 times), >= 1",
+    "model": "network, trained from scratch every cycle",
+    "dropout": "dropout before the classifier, in [0, 1)",
+    "epochs": "training epochs per cycle, >= 1",
+    "batch_size": "training batch size, >= 1",
+    "eval_batch_size": "inference batch size, >= 1",
+    "lr": "SGD learning rate, > 0",
+    "momentum": "SGD momentum, >= 0",
+    "nesterov": "Nesterov momentum",
+    "weight_decay": "SGD weight decay, >= 0",
+    "lr_milestones": "epochs where the lr is multiplied by --lr-gamma, increasing",
+    "lr_gamma": "lr factor at each milestone, > 0",
+    "augment": "training augmentation",
+    "mc_passes": "MC-dropout passes for BALD(-CB), >= 2 there",
+    "seed": f"random seed, 0 … {config_mod.MAX_SEED}",
+    "device": "auto uses a CUDA GPU when torch sees one",
+    "save_pool_arrays": "keep each cycle's pool arrays for the λ explorer",
+    "save_embeddings": "keep the pool's embeddings too (KCenterGreedy-CB in the explorer)",
+}
+_CHOICES = {
+    "dataset": config_mod.DATASETS,
+    "imbalance_profile": config_mod.PROFILES,
+    "model": config_mod.MODELS,
+    "augment": config_mod.AUGMENTS,
+    "device": config_mod.DEVICES,
+}
+
+
+def _config_help(name: str, default: Any) -> tuple[str, str]:
+    """(metavar, help line) of the flag for RunConfig field ``name``."""
+    from cbal.strategies import STRATEGIES
+    from cbal.strategies.balance import METHODS
+
+    kind = str(_FIELDS[name].type).split(" |")[0]
+    registry = {"strategy": list(STRATEGIES), "solver": list(METHODS)}
+    choices = registry.get(name) or _CHOICES.get(name)
+    if choices:
+        metavar = "{" + ",".join(choices) + "}"
+    elif kind.startswith("tuple"):
+        metavar = "E1,E2"
+    else:
+        metavar = {"int": "N", "float": "X", "bool": "{true,false}"}.get(kind, "TEXT")
+        metavar = "DIR" if name.endswith("_dir") else metavar
+    if isinstance(default, tuple):
+        shown = ",".join(map(str, default))
+    else:
+        shown = str(default).lower() if isinstance(default, bool | None) else str(default)
+    preset = " (a preset may change it)" if any(name in p for p in PRESETS.values()) else ""
+    text = _FIELD_HELP.get(name, name.replace("_", " "))
+    if "default" not in text:
+        text += f"; default {shown}{preset}"
+    return metavar, text.replace("%", "%%")
+
+
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(RunConfig):
         if f.name in _HIDDEN:
             continue
-        kind = str(f.type).split(" |")[0]
-        metavar = {"int": "N", "float": "X", "bool": "true|false"}.get(kind, "VALUE")
-        if kind.startswith("tuple"):
-            metavar = "E1,E2"
+        metavar, text = _config_help(f.name, f.default)
         parser.add_argument(
             _flag(f.name),
             *_ALIASES.get(f.name, []),
             dest=f.name,
             default=None,
             metavar=metavar,
-            help=f"(default {f.default!r})",
+            help=text,
         )
+
+
+def _strategies_epilog() -> str:
+    from cbal.strategies import STRATEGIES
+
+    width = max(map(len, STRATEGIES))
+    lines = [f"  {s.name:<{width}}  {s.description}" for s in STRATEGIES.values()]
+    return "strategies (--strategy):\n" + "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cbal", description="Class-balanced active learning runs.")
     parser.add_argument(
-        "--cache-dir", default=None, help="run store root (default $CBAL_CACHE or ./cache)"
+        "--cache-dir",
+        default=None,
+        metavar="DIR",
+        help="run store root; default $CBAL_CACHE, else ./cache",
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run = sub.add_parser("run", help="start a run in the foreground")
-    run.add_argument("--preset", choices=list(PRESETS), default=None)
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser, metavar="command"
+    )
+    run = sub.add_parser(
+        "run",
+        help="start a run in the foreground",
+        description="Run active learning in the foreground (Ctrl-C cancels; resume continues).",
+        epilog=_strategies_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default=None,
+        help="fill every field from a preset, then apply the other flags; default none",
+    )
     _add_config_flags(run)
     run.add_argument("--threads", type=int, default=None, metavar="N", help=_THREADS_HELP)
     resume = sub.add_parser("resume", help="continue a run from its last finished cycle")
-    resume.add_argument("run_id")
+    resume.add_argument("run_id", help="a run id from `cbal list`")
     sub.add_parser("list", help="table of runs")
     show = sub.add_parser("show", help="the cycle table of one run")
-    show.add_argument("run_id")
+    show.add_argument("run_id", help="a run id from `cbal list`")
     sweep = sub.add_parser("sweep", help="a grid of runs: joblib locally, or a Dask cluster")
     sweep.add_argument("spec", nargs="?", help="YAML or JSON sweep spec (format: cbal.sweep)")
-    sweep.add_argument("--name", default=None, help="sweep name (part of its id)")
-    sweep.add_argument("--preset", choices=list(PRESETS), default=None)
+    sweep.add_argument("--name", default=None, help="sweep name (part of its id); default: sweep")
+    sweep.add_argument(
+        "--preset", choices=list(PRESETS), default=None, help="base of every run; default none"
+    )
     sweep.add_argument("--strategies", metavar="S1,S2", help="grid of strategies")
     sweep.add_argument("--seeds", metavar="N1,N2", help="grid of seeds")
     sweep.add_argument("--ifs", metavar="X1,X2", help="grid of imbalance factors")
     sweep.add_argument("--lams", metavar="S=X,...", help="λ per strategy (repeat S for several)")
     _add_grid_flags(sweep)
     repro = sub.add_parser("reproduce", help="the paper's comparison grid and a claims report")
-    repro.add_argument("--preset", choices=list(PRESETS), required=True)
+    repro.add_argument("--preset", choices=list(PRESETS), required=True, help="required")
     repro.add_argument("--strategies", metavar="S1,S2", help="default: the paper's nine")
-    repro.add_argument("--seeds", metavar="N1,N2", default="0,1,2")
-    repro.add_argument("--ifs", metavar="X1,X2", default="1,0.3,0.1")
+    repro.add_argument("--seeds", metavar="N1,N2", default="0,1,2", help="default 0,1,2")
+    repro.add_argument("--ifs", metavar="X1,X2", default="1,0.3,0.1", help="default 1,0.3,0.1")
     repro.add_argument("--lams", metavar="S=X,...", help="λ per strategy (default the paper's)")
-    repro.add_argument("--out", default=None, help="report folder (default <store>/reports/ID)")
+    repro.add_argument(
+        "--out", default=None, help="report folder; default <store>/reports/<sweep id>"
+    )
     _add_grid_flags(repro)
     exp = sub.add_parser("export", help="the paper's figures (PDF/SVG/PNG/CSV), an HTML report")
     chosen = exp.add_mutually_exclusive_group(required=True)
@@ -101,7 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a: accuracy per IF, b: selected classes per cycle, c: L1 per cycle, "
         "d: λ trade-off (default: all)",
     )
-    exp.add_argument("--format", dest="formats", metavar="F1,F2", default="pdf,svg,png,csv")
+    exp.add_argument(
+        "--format",
+        dest="formats",
+        metavar="F1,F2",
+        default="pdf,svg,png,csv",
+        help="any of pdf, svg, png, csv; default all four",
+    )
     exp.add_argument("--out", required=True, metavar="DIR", help="output folder")
     exp.add_argument("--lambda-run", metavar="RUN_ID", help="figure d's run (default: a CB run)")
     exp.add_argument("--lambda-cycle", type=int, metavar="K", help="figure d's cycle")
@@ -111,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="double",
         help="print width: one column (3.5 in) or the text width (7 in); type ≥ 7 pt",
     )
-    worker = sub.add_parser("worker", help=argparse.SUPPRESS)
+    worker = sub.add_parser("worker")  # internal (cbal.runner); no help: left out of --help
     worker.add_argument("run_id")
     return parser
 
@@ -119,17 +221,28 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_grid_flags(parser: argparse.ArgumentParser) -> None:
     """Flags shared by ``sweep`` and ``reproduce``: fixed fields and how the runs execute."""
     parser.add_argument(
-        "--set", dest="sets", action="append", default=[], metavar="F=V", help="fixed field"
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="F=V",
+        help="a fixed field for every run (repeatable)",
     )
     parser.add_argument(
-        "--n-jobs", type=int, default=1, metavar="N", help="runs at a time (-1: cores)"
+        "--n-jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="runs at a time, -1 for one per core; default 1",
     )
     parser.add_argument("--threads", type=int, default=None, metavar="N", help=_THREADS_HELP)
     parser.add_argument(
-        "--gpu-jobs", type=int, default=1, metavar="N", help="runs per GPU at a time"
+        "--gpu-jobs", type=int, default=1, metavar="N", help="runs per GPU at a time; default 1"
     )
     parser.add_argument(
-        "--scheduler", metavar="tcp://HOST:PORT", help="a Dask cluster (sharing the store path)"
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="a Dask cluster (sharing the store path); default: local processes",
     )
     parser.add_argument("--skip-failed", action="store_true", help="do not retry failed runs")
     parser.add_argument(
@@ -149,32 +262,52 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return config_mod.make_config(**values)
 
 
-def _progress_bar(total: int) -> Any:
+def _progress_bar(cycles: int, done: int) -> Any:
+    """A bar over the run's cycles (whole ones, counted when recorded); the phase, the epoch and
+    the loop's ETA as text."""
     from tqdm import tqdm
 
     bar = tqdm(
-        total=total,
+        total=cycles + 1,
+        initial=done,
         unit="cycle",
-        bar_format="{l_bar}{bar}| {n:.2f}/{total} [{elapsed}<{remaining}]",
+        bar_format="{desc} {bar} {n}/{total} cycles [{elapsed}]",
     )
 
     def update(event: dict[str, Any]) -> None:
-        bar.n = round(event["fraction"] * total, 2)
-        step = f" {event['step']}/{event['steps']}" if "steps" in event else ""
-        bar.set_description(f"cycle {event['cycle']} {event['phase']}{step}")
+        bar.n = event["cycle"]  # the cycles before this one are on disk
+        step = f" epoch {event['step']}/{event['steps']}" if "steps" in event else ""
+        eta = "–" if event.get("eta_s") is None else tqdm.format_interval(event["eta_s"])
+        bar.set_description(f"cycle {event['cycle']}/{cycles} {event['phase']}{step} · ETA {eta}")
 
     return bar, update
 
 
+def _resume_hint(store: Store, run_id: str) -> str:
+    where = "" if store.root == Store().root else f" --cache-dir {store.root}"
+    return f"python -m cbal{where} resume {run_id}"
+
+
 def _execute(store: Store, run_id: str, quiet: bool = False, threads: int | None = None) -> int:
-    from cbal.loop import Cancelled, execute, failure_recorded
+    from cbal.loop import execute, failure_recorded
 
     cfg = store.load_config(run_id)
-    bar, update = (None, None) if quiet else _progress_bar(cfg.cycles + 1)
+    done = len(store.read_cycles(run_id))
+    bar, update = (None, None) if quiet else _progress_bar(cfg.cycles, done)
     try:
         records = execute(store, run_id, update, threads)
+        if bar is not None:
+            bar.n = cfg.cycles + 1
+            bar.set_description("done")
     except Cancelled:
-        print(f"run {run_id} cancelled; finished cycles are kept (resume with `cbal resume`)")
+        if bar is not None:
+            bar.close()
+        kept = len(store.read_cycles(run_id))
+        print(
+            f"run {run_id} cancelled after {kept} of {cfg.cycles + 1} cycles (kept); "
+            f"resume with: {_resume_hint(store, run_id)}",
+            file=sys.stderr,
+        )
         return 130
     except StoreError:  # e.g. the run is locked by another process: bad input, not a crash
         raise
@@ -185,7 +318,8 @@ def _execute(store: Store, run_id: str, quiet: bool = False, threads: int | None
             else "it could not be recorded in status.json"
         )
         print(
-            f"cbal: run {run_id} failed: {exc} ({where}; finished cycles are kept)",
+            f"cbal: run {run_id} failed: {exc} ({where}; finished cycles are kept; "
+            f"resume with: {_resume_hint(store, run_id)})",
             file=sys.stderr,
         )
         return 1
@@ -198,6 +332,20 @@ def _execute(store: Store, run_id: str, quiet: bool = False, threads: int | None
     return 0
 
 
+def cmd_resume(store: Store, run_id: str) -> int:
+    """Continue ``run_id``; a finished run is only reported."""
+    info = store.run_info(run_id)
+    if info.state == "done" and len(info.cycles) == info.config.cycles + 1:
+        last = info.cycles[-1]
+        print(
+            f"run {run_id} is already done: accuracy {accuracy_text(last['accuracy'])} with "
+            f"{last['labeled']} labels (nothing to resume)"
+        )
+        return 0
+    store.clear_cancel(run_id)  # resuming is asking it to run
+    return _execute(store, run_id)
+
+
 def _worker(store: Store, run_id: str) -> int:
     """A background run (see cbal.runner): hold the run, wait for a free slot, then execute.
 
@@ -205,7 +353,7 @@ def _worker(store: Store, run_id: str) -> int:
     import traceback
 
     from cbal import runner
-    from cbal.loop import Cancelled, record_failure
+    from cbal.loop import record_failure
 
     try:
         with store.lock(run_id), runner.slot(store):
@@ -223,8 +371,7 @@ def _worker(store: Store, run_id: str) -> int:
 
 
 def _raise_cancelled(signum: int, frame: Any) -> None:
-    from cbal.loop import Cancelled
-
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup
     raise Cancelled(f"signal {signum}")
 
 
@@ -372,7 +519,6 @@ def _run_grid(
     from tqdm import tqdm
 
     from cbal import sweep as sw
-    from cbal.loop import Cancelled
 
     bars: list[Any] = []
 
@@ -487,12 +633,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError("--cache-dir: an empty path; give a folder (default $CBAL_CACHE)")
         store = Store(args.cache_dir)
         signal.signal(signal.SIGTERM, _raise_cancelled)
+        signal.signal(signal.SIGINT, _raise_cancelled)  # Ctrl-C cancels, as the dashboard does
         if args.command == "run":
             return cmd_run(store, args)
         if args.command == "resume":
-            store.load_config(args.run_id)
-            store.clear_cancel(args.run_id)
-            return _execute(store, args.run_id)
+            return cmd_resume(store, args.run_id)
         if args.command == "worker":
             return _worker(store, args.run_id)
         if args.command == "list":
@@ -512,8 +657,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"--data-dir: {exc}")
     except (StoreError, ValueError) as exc:
         return _fail(str(exc))
-    except KeyboardInterrupt:
-        print("interrupted; finished cycles are kept", file=sys.stderr)
+    except Cancelled:  # outside a run's loop, e.g. while the data loads
+        print("cbal: cancelled", file=sys.stderr)
         return 130
 
 

@@ -28,6 +28,7 @@ _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 3, 20, 10
 _SHORT.maxstring = _SHORT.maxother = 200
 # Known class counts, used for the paper's per-dataset λ defaults before any data is loaded.
 KNOWN_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "tinyimagenet": 200}
+MAX_SEED = 2**32 - 1  # what every seeded library (numpy, torch, CUDA) accepts as one seed
 
 
 class ConfigError(ValueError):
@@ -290,8 +291,9 @@ def _validate(cfg: RunConfig) -> None:
     for name in ("lr", "solver_time_limit", "lr_gamma"):
         if not (math.isfinite(getattr(cfg, name)) and getattr(cfg, name) > 0):
             raise ConfigError(name, getattr(cfg, name), "a finite number > 0")
-    for name in ("weight_decay", "seed"):
-        _at_least(cfg, name, 0)
+    _at_least(cfg, "weight_decay", 0)
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise ConfigError("seed", cfg.seed, f"an integer in 0 … {MAX_SEED}")
     _within(cfg, "image_size", 1, MAX_IMAGE_SIZE)
     _within(cfg, "lr", 0, MAX_LR)
     if not 0 <= cfg.momentum < 1:

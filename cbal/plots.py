@@ -414,7 +414,11 @@ def learning_curve(runs: Sequence[RunInfo], title: str = "Test accuracy") -> go.
     hover = "%{x} labels: %{y:.2%} ± %{customdata[0]:.2%} (%{customdata[1]} seeds)"
     _add_bands(fig, df, "labeled", _styles(runs), hover)
     fig.update_xaxes(title_text="Labeled images (count)")
-    fig.update_yaxes(title_text="Test accuracy (%)", tickformat=".0%")
+    fig.update_yaxes(  # autorange, but never beyond 0-100 % (a band or one point would)
+        title_text="Test accuracy (%)",
+        tickformat=".0%",
+        autorangeoptions=dict(minallowed=0, maxallowed=1),
+    )
     return fig
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -27,6 +28,8 @@ from cbal.records import Damage
 from cbal.store import RunInfo, Store, StoreError, accuracy_text
 
 REFRESH_S = 1.5
+PRESENTATION = "presentation"  # the session key of the presentation-mode toggle
+PRESENT_FONT = 22
 LATEST = -1  # the "latest cycle" choice of the cycle pickers
 PHASES = {"infer": "inference on the pool", "select": "selection", "record": "saving the cycle"}
 _PROBES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cbal-device-probe")
@@ -252,7 +255,7 @@ def resumable(info: RunInfo) -> bool:
 
 
 def run_rows(store: Store, infos: Sequence[RunInfo], key: str) -> None:
-    """A progress bar per run with its phase and ETA, a Cancel or Resume button, its error."""
+    """A progress bar per run with its phase and ETA, a Cancel or Resume button."""
     for info in infos:
         fraction, text = progress_line(info)
         bar, button = st.columns([10, 1], vertical_alignment="bottom")
@@ -272,18 +275,53 @@ def run_rows(store: Store, infos: Sequence[RunInfo], key: str) -> None:
                 on_click=safely,
                 args=(lambda ids=ids: resume_runs(store, ids),),
             )
-        if (message := error_text(info)) is not None:
-            st.error(message)
+
+
+def group_progress(infos: Sequence[RunInfo], now: float | None = None) -> tuple[float, str]:
+    """The comparison's progress in one bar: the mean fraction done, the state counts and what
+    the least advanced active run is doing."""
+    lines = [progress_line(i, now) for i in infos]
+    counts = ", ".join(f"{n} {s}" for s, n in Counter(i.state for i in infos).items())
+    text = f"{len(infos)} run(s): {counts}"
+    active = [(f, t, i) for (f, t), i in zip(lines, infos, strict=True) if i.state == "running"]
+    if active:
+        _, what, info = min(active, key=lambda a: a[0])
+        text += f" · {run_label(info)}: {what}"
+    return sum(f for f, _ in lines) / len(lines), text
 
 
 # -- figures -------------------------------------------------------------------------------------
 
 
+def presenting() -> bool:
+    return bool(st.session_state.get(PRESENTATION))
+
+
+def for_screen(fig: go.Figure) -> go.Figure:
+    """A curve figure for the page: the legend under the plot, so the lines get the width;
+    taller in presentation mode."""
+    size = PRESENT_FONT if presenting() else (fig.layout.font.size or 14)
+    height = int(fig.layout.height or 460) + (120 if presenting() else 0)
+    plot_height = height - (fig.layout.margin.t or 0) - (fig.layout.margin.b or 0)
+    under_axis_title = -(3.4 * size + 14) / plot_height
+    fig.update_layout(
+        height=height,
+        legend=dict(orientation="h", x=0, xanchor="left", y=under_axis_title, yanchor="top"),
+    )
+    return fig
+
+
 def chart(fig: go.Figure, tidy: pd.DataFrame, key: str, stem: str | None = None) -> None:
     """A figure, and the numbers it plots as a CSV download; downloads are named ``stem``
-    (what the figure shows, e.g. :func:`cbal.export.figure_stem`), else ``key``."""
+    (what the figure shows, e.g. :func:`cbal.export.figure_stem`), else ``key``. In
+    presentation mode: type that reads from the back of a room, and no downloads."""
+    if presenting():
+        fig.update_layout(
+            font_size=PRESENT_FONT, title_font_size=PRESENT_FONT + 6, hoverlabel_font_size=18
+        )
+        fig.update_annotations(font_size=PRESENT_FONT)  # subplot and panel titles
     st.plotly_chart(fig, key=key, theme=None, config={"displaylogo": False})
-    if not tidy.empty:
+    if not tidy.empty and not presenting():
         stem = safe_name(stem or key)
         st.download_button(
             "Plotted numbers (CSV)",
@@ -350,10 +388,12 @@ def figures(store: Store, infos: Sequence[RunInfo], key: str) -> None:
         st.caption(note)
     left, right = st.columns(2)
     with left, guard("Accuracy curve"):
+        curve = for_screen(plots.learning_curve(infos))
         stem = figure_stem(infos, "accuracy")
-        chart(plots.learning_curve(infos), plots.learning_curve_tidy(infos), f"{key}-curve", stem)
+        chart(curve, plots.learning_curve_tidy(infos), f"{key}-curve", stem)
     with right, guard("L1 curves"):
-        chart(plots.l1_curves(infos), plots.l1_tidy(infos), f"{key}-l1", figure_stem(infos, "l1"))
+        l1 = for_screen(plots.l1_curves(infos))
+        chart(l1, plots.l1_tidy(infos), f"{key}-l1", figure_stem(infos, "l1"))
     same_data = len({(i.config.dataset, i.config.data_dir) for i in infos}) == 1
     names = class_names(infos[0].config) if same_data else None
     cycles = max(i.config.cycles for i in infos)  # selecting cycles: 0 .. cycles - 1
@@ -439,6 +479,9 @@ def _gallery_tiles(
 
 def gallery(store: Store, info: RunInfo, cycle: int) -> None:
     """The images ``info`` selected in ``cycle``, captioned true label → the model's prediction."""
+    if info.state == "queued" and not info.cycles:
+        st.info(f"{run_label(info)} is queued: it starts when a slot is free.")
+        return
     if not any(c["cycle"] == cycle and c.get("selected_counts") for c in info.cycles):
         st.info(f"{run_label(info)} has not finished the selection of cycle {cycle} yet.")
         return
@@ -459,21 +502,37 @@ def live_view(store: Store, run_ids: Sequence[str], key: str) -> None:
     if not infos:
         st.info("These runs are no longer in the store.")
         return
-    drawn = _signature(infos)
+    drawn = signature(infos)
 
     @st.fragment(run_every=REFRESH_S if any(i.state in runner.ACTIVE for i in infos) else None)
     def progress() -> None:
         now = read_runs(store, run_ids)
-        run_rows(store, now, key)
-        if _signature(now) != drawn:
+        if signature(now) != drawn:
             st.rerun()  # new data (or a run stopped, resumed, vanished): redraw the whole page
+        fraction, text = group_progress(now)
+        st.progress(min(max(fraction, 0.0), 1.0), text=text)
+        if not presenting():  # one row per run, folded: the charts stay on the first screen
+            with st.expander(f"Each run: progress, Cancel, Resume ({len(now)})"):
+                run_rows(store, now, key)
+        for info in now:
+            if (message := error_text(info)) is not None:
+                st.error(message)
 
+    st.toggle(
+        "Presentation mode",
+        key=PRESENTATION,
+        help="For a projector: larger type, the curves first, fewer controls.",
+    )
     with st.container():  # the fragment's own block: its reruns never touch the figures
         progress()
     figures(store, infos, key)
 
 
-def _signature(infos: Sequence[RunInfo]) -> tuple[tuple[str, str, int], ...]:
+Signature = tuple[tuple[str, str, int], ...]
+
+
+def signature(infos: Iterable[RunInfo]) -> Signature:
+    """What a page's figures and buttons depend on: which runs, their states and cycle counts."""
     return tuple((i.run_id, i.state, len(i.cycles)) for i in infos)
 
 

@@ -10,11 +10,8 @@ from cbal import runner, ui
 from cbal.store import RunInfo
 
 
-def describe(group: str, infos: list[RunInfo]) -> str:
-    states = Counter(i.state for i in infos)
-    return f"{group} — {ui.group_summary(infos)} — " + ", ".join(
-        f"{n} {state}" for state, n in states.items()
-    )
+def states(infos: list[RunInfo]) -> str:
+    return ", ".join(f"{n} {state}" for state, n in Counter(i.state for i in infos).items())
 
 
 def main() -> None:
@@ -32,12 +29,15 @@ def main() -> None:
         start = next(
             (k for k, g in enumerate(groups.values()) if any(i.run_id in mine for i in g)), 0
         )
-        group = st.selectbox(
+        if st.session_state.get("live-group") not in groups:
+            st.session_state["live-group"] = names[start]
+        group = st.selectbox(  # keyed by group id, labelled without the states that change
             "Comparison (newest first)",
             names,
-            index=start,
-            format_func=lambda g: describe(g, groups[g]),
+            format_func=lambda g: f"{g} — {ui.group_summary(groups[g])}",
+            key="live-group",
         )
+        st.caption(f"{len(groups[group])} run(s): {states(groups[group])}")
         ui.live_view(store, [i.run_id for i in groups[group]], "page")
 
 

@@ -70,6 +70,29 @@ def actions(store: Store, chosen: Sequence[RunInfo]) -> None:
         )
 
 
+def live_table(store: Store, run_ids: Sequence[str], drawn: ui.Signature) -> None:
+    """The rows of ``run_ids``, re-read every REFRESH_S while any run is active; a change of
+    state or cycle count (or a new or deleted run) redraws the whole page, buttons included."""
+    table_config = {
+        "IF": st.column_config.NumberColumn(format="%g"),
+        "λ": st.column_config.NumberColumn(format="%g"),
+        "last accuracy": st.column_config.NumberColumn(format="%.2f%%"),
+    }
+    active = any(state in runner.ACTIVE for _, state, _ in drawn)
+
+    @st.fragment(run_every=ui.REFRESH_S if active else None)
+    def rows() -> None:
+        now = {i.run_id: i for i in store.list_runs()}
+        if ui.signature(now.values()) != drawn:
+            st.rerun()
+        shown = [now[r] for r in run_ids if r in now]
+        st.dataframe(
+            ui.runs_table(shown), hide_index=True, column_config=table_config, key="runs-table"
+        )
+
+    rows()
+
+
 def main() -> None:
     store = ui.page("Runs")
     st.title("Runs")
@@ -83,26 +106,20 @@ def main() -> None:
     if not infos:
         st.info("No runs yet: launch a comparison on the home page.")
         return
-    table = filtered(ui.runs_table(list(infos.values())))
-    st.dataframe(
-        table,
-        hide_index=True,
-        column_config={
-            "IF": st.column_config.NumberColumn(format="%g"),
-            "λ": st.column_config.NumberColumn(format="%g"),
-            "last accuracy": st.column_config.NumberColumn(format="%.2f%%"),
-        },
-        key="runs-table",
-    )
-    shown = list(table["run"])
+    shown = list(filtered(ui.runs_table(list(infos.values())))["run"])
+    live_table(store, shown, ui.signature(infos.values()))
+    # keyed by run id with a label that never changes: a chosen run stays chosen when its state
+    # changes or a filter hides it
+    kept = [r for r in st.session_state.get("runs-chosen") or [] if r in infos]
+    st.session_state["runs-chosen"] = kept
     chosen_ids = st.multiselect(
         "Runs to compare or manage",
-        shown,
-        format_func=lambda r: f"{ui.run_label(infos[r])} · {infos[r].state} · {r}",
+        list(dict.fromkeys([*shown, *kept])),
+        format_func=lambda r: f"{ui.run_label(infos[r])} · {r}",
         key="runs-chosen",
         placeholder="choose runs from the table",
     )
-    chosen = [infos[r] for r in chosen_ids if r in infos]
+    chosen = [infos[r] for r in chosen_ids]
     actions(store, chosen)
     if chosen:
         st.header("Comparison")

@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from cbal import explore, plots, ui
-from cbal.store import RunInfo, Store
+from cbal.store import RunInfo, Store, StoreError
 from cbal.strategies import STRATEGIES
 from cbal.strategies.balance import METHODS
 
@@ -59,6 +59,31 @@ def lambda_path(
     ca = cycle_arrays(root, run_id, cycle)
     lams = np.union1d(explore.DEFAULT_LAMS, [ca.lam])
     return explore.lambda_path(ca, lams, strategy=problem, method=method)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def balance_limits(root: str, run_id: str, n_cycles: int) -> dict[int, list[explore.Shortfall]]:
+    """Per cycle, the classes the pool could not supply as Ω asked ({} without pool arrays);
+    ``n_cycles`` keys the cache to the run's progress."""
+    try:
+        return explore.balance_limits(Store(root), run_id)
+    except (explore.NoPoolArrays, StoreError, ValueError):
+        return {}
+
+
+def why_limited(cycle: int, short: list[explore.Shortfall], free: int | None) -> str:
+    """Why a cycle's balancing looks limited: classes the pool has run out of."""
+    classes = ", ".join(f"class {c} ({left} left, Ω asks {need:.3g})" for c, left, need in short)
+    latest = (
+        f" Cycle {free} is the latest where every class could still meet Ω."
+        if free is not None
+        else " No cycle of this run could meet Ω for every class."
+    )
+    return (
+        f"In cycle {cycle} the pool holds fewer images than Ω asks for: {classes}. No batch can "
+        "balance the labeled set here, so the balancing term cannot reach 0 and a larger λ "
+        f"changes less.{latest}"
+    )
 
 
 def lam_controls(key: str, start: float) -> float:
@@ -132,7 +157,8 @@ def metrics(ca: explore.CycleArrays, r: explore.Reselection) -> None:
 
 
 def explorer(root: str, run_id: str, cycle: int, ca: explore.CycleArrays) -> None:
-    """The λ and solver controls, the re-selection's numbers and histograms, the λ path."""
+    """The problem and solver choice, then the λ fragment and the λ path (which does not
+    depend on λ: a λ change reruns only :func:`at_lambda`)."""
     choices = problems(ca.strategy)
     problem = st.radio(
         "Re-solve",
@@ -142,17 +168,8 @@ def explorer(root: str, run_id: str, cycle: int, ca: explore.CycleArrays) -> Non
         key=f"lx-problem-{run_id}",
         help="The run's own problem, or Entropy-CB on this cycle's arrays for comparison.",
     )
-    if not STRATEGIES[problem].uses_lam:
-        st.info(
-            f"{plots.strategy_label(problem)} has no λ: below is the run's own selection, for "
-            "comparison. Choose Entropy-CB above to see what balancing would pick from this "
-            "cycle's arrays."
-        )
-        lam, method = None, "lp-round"
-    else:
-        same = problem in (ca.strategy, f"{ca.strategy}-cb")
-        start = ca.lam if same else STRATEGIES[problem].default_lam(ca.num_classes)
-        lam = lam_controls(f"lx-lam-{run_id}-{cycle}-{problem}", start)
+    method = "lp-round"
+    if STRATEGIES[problem].uses_lam:
         kcenter = STRATEGIES[problem].needs_embeddings
         method = st.radio(
             "Solver",
@@ -167,6 +184,27 @@ def explorer(root: str, run_id: str, cycle: int, ca: explore.CycleArrays) -> Non
                 f"{method} can take much longer than lp-round on a big pool (binary and milp "
                 f"stop at the run's time limit, {ca.time_limit:g} s, and say so)."
             )
+    if at_lambda(root, run_id, cycle, ca, problem, method):
+        trade_off(root, run_id, cycle, ca, problem, method)
+
+
+@st.fragment
+def at_lambda(
+    root: str, run_id: str, cycle: int, ca: explore.CycleArrays, problem: str, method: str
+) -> bool:
+    """λ controls, the re-selection's numbers and histograms; False when it waits for a click.
+    A fragment: moving λ reruns this alone, with the cycle's arrays already in memory."""
+    if not STRATEGIES[problem].uses_lam:
+        st.info(
+            f"{plots.strategy_label(problem)} has no λ: below is the run's own selection, for "
+            "comparison. Choose Entropy-CB above to see what balancing would pick from this "
+            "cycle's arrays."
+        )
+        lam = None
+    else:
+        same = problem in (ca.strategy, f"{ca.strategy}-cb")
+        start = ca.lam if same else STRATEGIES[problem].default_lam(ca.num_classes)
+        lam = lam_controls(f"lx-lam-{run_id}-{cycle}-{problem}", start)
     estimate = explore.estimate_seconds(ca, problem, lam)
     if STRATEGIES[problem].needs_embeddings:
         st.caption(
@@ -185,8 +223,12 @@ def explorer(root: str, run_id: str, cycle: int, ca: explore.CycleArrays) -> Non
                 key=f"{asked}-button",
                 on_click=lambda: st.session_state.update({asked: True}),
             )
-            return
-    r = reselect(root, run_id, cycle, problem, lam, method)
+            return False
+    try:
+        r = reselect(root, run_id, cycle, problem, lam, method)
+    except explore.NoEmbeddings as exc:
+        st.warning(f"{exc}. Entropy-CB (above) needs only the saved probabilities.")
+        return False
     metrics(ca, r)
     stem = f"{run_id}_{problem}_lam{r.lam:g}_cycle{cycle}"
     ui.chart(
@@ -197,13 +239,19 @@ def explorer(root: str, run_id: str, cycle: int, ca: explore.CycleArrays) -> Non
         "(expected class counts Pᵀz, what the balancing term compares with Ω, black ticks). "
         "Middle: its true classes. Bottom: the labeled set after it (grey: labeled before)."
     )
+    return True
 
+
+def trade_off(
+    root: str, run_id: str, cycle: int, ca: explore.CycleArrays, problem: str, method: str
+) -> None:
+    """L1 and informativeness over the default λ grid (cached per cycle, problem, solver)."""
     st.subheader("Trade-off over λ")
     if not STRATEGIES[problem].uses_lam:
         st.info("A strategy without λ has no trade-off curve: choose Entropy-CB above.")
         return
     n = len(explore.DEFAULT_LAMS)
-    cost = n * estimate
+    cost = n * explore.estimate_seconds(ca, problem, ca.lam)
     asked = f"lx-path-{run_id}-{cycle}-{problem}-{method}"
     slow = cost > explore.SLOW_SECONDS or method in ("binary", "cvxpy", "milp")
     if slow and not st.session_state.get(asked):
@@ -247,11 +295,18 @@ def main() -> None:
         "Run (finished or running)",
         list(by_id),
         index=next((k for k, i in enumerate(infos) if i.config.save_pool_arrays), 0),
-        format_func=lambda r: f"{ui.run_label(by_id[r])} · {by_id[r].state} · {r}",
+        format_func=lambda r: f"{ui.run_label(by_id[r])} · {r}",  # stable: the key is the id
         key="lx-run",
     )
     cycles = selecting(by_id[run_id])
-    cycle = pick_cycle.selectbox("Cycle", cycles, index=len(cycles) - 1, key=f"lx-cycle-{run_id}")
+    limits = balance_limits(str(store.root), run_id, len(cycles))
+    free = [c for c in cycles if not limits.get(c)]
+    start = free[-1] if free else cycles[-1]  # the latest cycle that balancing can fully serve
+    cycle = pick_cycle.selectbox(
+        "Cycle", cycles, index=cycles.index(start), key=f"lx-cycle-{run_id}"
+    )
+    if limits.get(cycle):
+        st.info(why_limited(cycle, limits[cycle], free[-1] if free else None))
     with ui.guard("λ explorer"):
         try:
             ca = cycle_arrays(str(store.root), run_id, cycle)
@@ -260,7 +315,7 @@ def main() -> None:
             return
         try:
             explorer(str(store.root), run_id, cycle, ca)
-        except explore.NoEmbeddings as exc:
+        except explore.NoEmbeddings as exc:  # the λ path of KCenterGreedy-CB
             st.warning(f"{exc}. Entropy-CB (above) needs only the saved probabilities.")
 
 

@@ -131,6 +131,49 @@ def test_impossible_settings_are_explained_before_launch(store):
     assert not at.exception
 
 
+INTERNAL_NAMES = ("imbalance_factor", "data_dir", "lam=", "budget=", "cycles=", "seed=")
+
+
+@pytest.mark.parametrize(
+    "key, value, label, allowed",
+    [
+        ("f_imbalance_factor", 2.0, "Imbalance factor (IF)", "in (0, 1]"),
+        ("f_imbalance_factor", 0.0, "Imbalance factor (IF)", "in (0, 1]"),
+        ("f_lam_entropy-cb_10", -1.0, "λ for Entropy-CB", ">= 0"),
+        ("f_budget", 0, "Budget per cycle", ">= 1"),
+        ("f_budget", 5000, "Budget per cycle", "Budget per cycle = 5000"),
+        ("f_lr", -0.1, "Learning rate", "> 0"),
+    ],
+)
+def test_a_rejected_number_keeps_launch_disabled_and_names_the_label(
+    store, key, value, label, allowed
+):
+    at = home()
+    at.number_input(key=key).set_value(value).run()
+    assert at.number_input(key=key).value == value  # kept as typed, not reverted
+    message = texts(at.error)
+    assert f"**{label}**" in message and allowed in message, message
+    assert not any(name in message for name in INTERNAL_NAMES), message
+    assert launch_button(at).disabled and launch_button(at).label == "Launch"
+    assert not at.exception
+
+
+def test_messages_use_labels_and_seeds_stay_within_32_bits(store):
+    at = home()
+    at.selectbox(key="f_dataset").set_value("cifar10").run()
+    message = texts(at.error)
+    assert "**Data folder**: missing" in message and "cifar10" in message
+    assert not any(name in message for name in INTERNAL_NAMES), message
+    at.selectbox(key="f_dataset").set_value("digits").run()
+    at.text_input(key="f_seeds").set_value("0, " + "9" * 130).run()
+    message = texts(at.error)
+    assert "**Seeds**" in message and "4294967295" in message and "9" * 30 not in message
+    assert launch_button(at).disabled
+    at.text_input(key="f_seeds").set_value("4294967295").run()
+    assert not at.error and not launch_button(at).disabled
+    assert not store.list_runs()
+
+
 @pytest.mark.slow
 def test_launch_a_tiny_run_and_watch_it_finish(store):
     at = home()
@@ -148,7 +191,7 @@ def test_launch_a_tiny_run_and_watch_it_finish(store):
     assert runner.wait(store, [info.run_id], timeout=180) == {info.run_id: "done"}
     at.run()
     assert not at.exception and not at.error
-    assert "done in" in at.get("progress")[0].proto.text
+    assert "done in" in at.get("progress")[1].proto.text  # [0]: the comparison's summary
     specs = charts(at)
     titles = [s["layout"]["title"]["text"] for s in specs]
     assert titles[0] == "Test accuracy"
@@ -183,8 +226,7 @@ def test_failed_runs_show_their_error_inline_and_leave_the_others(store):
     assert "RuntimeError: boom" in errors
     assert "its process died" in errors
     assert [b.label for b in at.button if b.label == "Resume"] == ["Resume"] * 3
-    # cycles count selections, as the form does: the run was configured with 2
-    assert "cancelled after 0 of 2 cycles" in at.get("progress")[2].proto.text
+    assert "cancelled after 0 of 2 cycles" in at.get("progress")[3].proto.text
     assert all(store.exists(r) for r in ids)
 
 
@@ -235,7 +277,7 @@ def test_live_page_shows_the_newest_comparison(store):
     assert not at.exception
     picker = at.selectbox[0]
     assert len(picker.options) == 3 and picker.value == ids[2]
-    assert "cancelled after 0 of 2 cycles" in at.get("progress")[0].proto.text
+    assert "cancelled after 0 of 2 cycles" in at.get("progress")[1].proto.text
     assert len(at.get("plotly_chart")) == 4  # placeholders saying what is missing
     picker.set_value(ids[0]).run()
     assert "RuntimeError: boom" in texts(at.error)
@@ -323,3 +365,70 @@ def test_pages_never_import_torch(store):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
     )
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_runs_page_keeps_a_chosen_run_when_its_state_changes(store):
+    ids = failed_runs(store)  # crashed, died (both failed), cancelled
+    at = home()
+    at.switch_page("pages/2_Runs.py").run()
+    at.multiselect(key="runs-filter-status").set_value(["failed"]).run()
+    at.multiselect(key="runs-chosen").set_value([ids[0]]).run()
+    assert "Comparison" in texts(at.header)
+    store.write_status(ids[0], state="cancelled", error=None)  # e.g. from another tab
+    at.run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["run"]) == [ids[1]]  # the filter hides it now...
+    assert at.multiselect(key="runs-chosen").value == [ids[0]]  # ...but it stays chosen
+    assert "Comparison" in texts(at.header)
+    assert "cancelled after 0 of 3 cycles" in at.get("progress")[1].proto.text
+
+
+def test_live_page_keeps_its_comparison_when_a_state_changes(store):
+    ids = failed_runs(store)
+    at = home()
+    at.switch_page("pages/1_Live.py").run()
+    at.selectbox(key="live-group").set_value(ids[0]).run()
+    assert "1 run(s): 1 failed" in texts(at.caption)
+    store.write_status(ids[0], state="cancelled", error=None)
+    at.run()
+    assert at.selectbox(key="live-group").value == ids[0]
+    assert "1 run(s): 1 cancelled" in texts(at.caption)
+
+
+def test_the_launch_page_live_view_comes_back_from_the_address(store):
+    ids = failed_runs(store)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["group"] = ids[1]  # a run started alone is a group of its own id
+    at.run()
+    assert not at.exception
+    assert "Live view" in texts(at.subheader) and "its process died" in texts(at.error)
+    assert at.session_state["live_runs"] == [ids[1]]
+
+
+def test_presentation_mode_shows_the_curves_large_with_fewer_controls(store):
+    ids = failed_runs(store)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["live_runs"] = ids
+    at.run()
+    summary = at.get("progress")[0].proto.text
+    assert summary == "3 run(s): 2 failed, 1 cancelled"
+    normal = charts(at)[:2]
+    assert [c["layout"]["legend"]["orientation"] for c in normal] == ["h", "h"]  # under
+    assert [e.label for e in at.expander] == [
+        "Each run: progress, Cancel, Resume (3)",
+        "Launch a comparison",
+    ]
+    assert not at.title  # the introduction gives way to the live view
+    assert len(at.get("progress")) == 4  # the summary, then one row per run (folded)
+
+    at.toggle(key=ui.PRESENTATION).set_value(True).run()
+    assert not at.exception
+    big = charts(at)[:2]
+    assert all(c["layout"]["font"]["size"] == ui.PRESENT_FONT for c in big)
+    assert all(
+        b["layout"]["height"] > n["layout"]["height"] for b, n in zip(big, normal, strict=True)
+    )
+    assert not at.expander  # no form, no rows
+    assert len(at.get("progress")) == 1 and texts(at.error).count("failed") == 2  # errors stay
+    at.toggle(key=ui.PRESENTATION).set_value(False).run()
+    assert len(at.expander) == 2

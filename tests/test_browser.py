@@ -18,6 +18,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -143,7 +144,7 @@ def browser(tmp_path: Path) -> Iterator[object]:
         driver.quit()
 
 
-def _set(driver: object, label: str, value: str) -> None:
+def _set(driver: object, label: str, value: str, shown: str | None = None) -> None:
     """Type ``value`` into the input labelled ``label`` and commit it (Streamlit reruns)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -155,11 +156,7 @@ def _set(driver: object, label: str, value: str) -> None:
     )[0]  # type: ignore[index]
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(value, Keys.ENTER)
-    _until(
-        f"{label} = {value}",
-        lambda: box.get_attribute("value") == value,
-        20,
-    )
+    _until(f"{label} = {value}", lambda: box.get_attribute("value") == (shown or value), 20)
 
 
 def _svg_texts(driver: object, needle: str) -> list[object]:
@@ -170,55 +167,200 @@ def _svg_texts(driver: object, needle: str) -> list[object]:
     )
 
 
-def test_launch_a_tiny_run_in_the_browser_and_watch_it(server, browser) -> None:
+def _button(driver: object, text: str, enabled: bool = True) -> object:
     from selenium.webdriver.common.by import By
+
+    for b in driver.find_elements(By.CSS_SELECTOR, "button"):  # type: ignore[attr-defined]
+        if b.text.startswith(text) and b.is_enabled() == enabled:
+            return b
+    return None
+
+
+def _page(driver: object, name: str) -> None:
+    """Go to a page through the sidebar (a client-side switch: the session stays)."""
+    from selenium.webdriver.common.by import By
+
+    links = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNavLink"]')  # type: ignore[attr-defined]
+    (link,) = [a for a in links if urlparse(a.get_attribute("href")).path.strip("/") == name]
+    link.click()
+
+
+def _shoot(driver: object, name: str, whole: bool = False) -> None:
+    """A screenshot in test-artifacts/ (and docs/ with CBAL_DOCS_SCREENSHOTS=1); ``whole``: the
+    page's full height, measured again once the layout settles."""
+    if whole:
+        for _ in range(2):
+            height = driver.execute_script(  # type: ignore[attr-defined]
+                "const m = document.querySelector('[data-testid=\"stMainBlockContainer\"]')"
+                " || document.body; return m.getBoundingClientRect().height;"
+            )
+            driver.set_window_size(1400, min(int(height) + 150, 6000))  # type: ignore[attr-defined]
+            time.sleep(1.5)
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert driver.save_screenshot(str(ARTIFACTS / name))  # type: ignore[attr-defined]
+    if DOCS:
+        shutil.copy(ARTIFACTS / name, ROOT / "docs" / name)
+    if whole:
+        driver.set_window_size(1400, 1000)  # type: ignore[attr-defined]
+
+
+# CBAL_DOCS_SCREENSHOTS=1: a real digits comparison (the preset's sizes, two seeds) whose
+# screenshots replace those in docs/; by default a tiny one, screenshots in test-artifacts/.
+DOCS = os.environ.get("CBAL_DOCS_SCREENSHOTS") == "1"
+TINY_FORM = [
+    ("Initial labeled set", "40"),
+    ("Budget per cycle", "20"),
+    ("Cycles", "2"),
+    ("Epochs per cycle", "8"),
+    ("LR milestones (epochs)", "6"),
+]
+RUN_S = 900 if DOCS else 150
+
+
+def _charts(driver: object) -> list[object]:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')  # type: ignore[attr-defined,no-any-return]
+
+
+def _rejected_field_keeps_launch_disabled(browser: object) -> None:
+    from selenium.webdriver.common.by import By
+
+    _set(browser, "Imbalance factor (IF)", "2", "2.000")
+    _until("the IF error", lambda: "Imbalance factor (IF)" in _alerts(browser), 30)
+    assert "in (0, 1]" in _alerts(browser)
+    _until("a disabled Launch button", lambda: _button(browser, "Launch", enabled=False), 30)
+    assert not _button(browser, "Launch", enabled=True)
+    assert not browser.find_elements(By.XPATH, "//*[contains(text(), 'Press Enter to apply')]")  # type: ignore[attr-defined]
+    _set(browser, "Imbalance factor (IF)", "0.1", "0.100")
+
+
+def _alerts(driver: object) -> str:
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stAlert"]')  # type: ignore[attr-defined]
+    return "\n".join(a.text for a in found)
+
+
+def test_launch_a_comparison_and_watch_it_on_every_page(server, browser) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     url, store = server
     browser.get(url)
-    # the first paint can be the skeleton: wait for the real form
-    for label, value in [
-        ("Initial labeled set", "40"),
-        ("Budget per cycle", "20"),
-        ("Cycles", "2"),
-        ("Epochs per cycle", "8"),
-        ("LR milestones (epochs)", "6"),
-    ]:
+    # the first paint can be the skeleton: _set waits for the real form
+    for label, value in [] if DOCS else TINY_FORM:
         _set(browser, label, value)
-
-    def launch_button() -> object:
-        for b in browser.find_elements(By.CSS_SELECTOR, "button"):
-            if b.text.startswith("Launch 2 run") and b.is_enabled():
-                return b
-        return None
-
-    button = _until("an enabled Launch button", launch_button, 60)
-    ARTIFACTS.mkdir(exist_ok=True)
-    assert browser.save_screenshot(str(ARTIFACTS / "dashboard_form.png"))
+    if DOCS:
+        _set(browser, "Seeds", "0, 1")
+    _rejected_field_keeps_launch_disabled(browser)
+    n = 4 if DOCS else 2
+    button = _until("an enabled Launch button", lambda: _button(browser, f"Launch {n} run"), 60)
+    _shoot(browser, "dashboard_form.png")
     button.click()  # type: ignore[attr-defined]
-    _until("two runs in the store", lambda: len(store.list_runs()) == 2, 30)
+    _until("the runs in the store", lambda: len(store.list_runs()) == n, 30)
 
     # the axis title, not the figure's title: an empty placeholder figure has that too
-    _until("the accuracy chart", lambda: _svg_texts(browser, "Labeled images (count)"), 150)
-    _until("an L1 title", lambda: _svg_texts(browser, "L1 ="), 150)
+    _until("the accuracy chart", lambda: _svg_texts(browser, "Labeled images (count)"), RUN_S)
+    browser.refresh()  # a new session: the live view comes back from the address
+    _until("the live view after a refresh", lambda: _svg_texts(browser, "Labeled images"), 60)
+    first = _charts(browser)[0].rect
+    assert first["y"] + first["height"] <= 1000 and first["width"] >= 440  # on the first screen
+
+    _page(browser, "Runs")
+    _until("the runs table", lambda: "entropy-cb" in _table(browser), 60)
+    picker = browser.find_element(
+        By.CSS_SELECTOR, '[data-testid="stMultiSelect"] input[aria-label*="Runs to compare"]'
+    )
+    chosen_id = next(i.run_id for i in store.list_runs() if i.config.strategy == "entropy-cb")
+    picker.click()
+    picker.send_keys(chosen_id, Keys.ENTER)
+    ActionChains(browser).send_keys(Keys.ESCAPE).perform()  # close the menu, as a user does
+    _until("the comparison", lambda: "Comparison" in browser.page_source, 60)
+    # the rows refresh by themselves until every run is done; the chosen run stays chosen
+    _until("every row done", lambda: _table(browser).count("\ndone\n") == n, RUN_S)
+    chips = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stMultiSelect"] [data-tag]')
+    chosen = {c.get_attribute("aria-label") for c in chips} - {None, ""}
+    assert [chosen_id in c for c in chosen] == [True], chosen
+    assert "Comparison" in browser.page_source
+    _shoot(browser, "dashboard_runs.png")
+
+    _page(browser, "")
 
     def finished_page() -> bool:
-        """Both runs done and every figure of the live view drawn (they redraw once more)."""
+        """Every run done and every figure of the live view drawn (they redraw once more)."""
         return (
-            browser.page_source.count("done in") >= 2
-            and len(browser.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')) == 4
+            f"{n} run(s): {n} done" in browser.page_source
+            and len(_charts(browser)) == 4
             and bool(_svg_texts(browser, "Labeled images (count)"))
             and bool(_svg_texts(browser, "L1 ="))
             and bool(browser.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"] img'))
         )
 
-    _until("both runs done and drawn", finished_page, 150)
+    _until("the finished live view", finished_page, 60)
     assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    _shoot(browser, "dashboard.png")  # the README's picture: the first screen
+    _shoot(browser, "dashboard_live.png", whole=True)
 
-    for _ in range(2):  # the whole page in one shot; measured again once the layout settles
-        height = browser.execute_script(
-            "const m = document.querySelector('[data-testid=\"stMainBlockContainer\"]')"
-            " || document.body; return m.getBoundingClientRect().height;"
-        )
-        browser.set_window_size(1400, min(int(height) + 150, 6000))
-        _until("the page after resizing", finished_page, 30)
-    assert browser.save_screenshot(str(ARTIFACTS / "dashboard_live.png"))
+    browser.find_element(By.XPATH, "//label[contains(., 'Presentation mode')]").click()
+    _until(
+        "no form in presentation mode", lambda: "Launch a comparison" not in browser.page_source, 30
+    )
+    _until("large type", lambda: _svg_texts(browser, "Labeled images (count)"), 30)
+    size = _svg_texts(browser, "Labeled images (count)")[0].value_of_css_property("font-size")  # type: ignore[attr-defined]
+    assert float(size.removesuffix("px")) >= 22, size  # 14 px without presentation mode
+    _shoot(browser, "dashboard_presentation.png")
+    browser.find_element(By.XPATH, "//label[contains(., 'Presentation mode')]").click()
+
+    _explorer_timings(browser)
+
+
+def _table(driver: object) -> str:
+    from selenium.webdriver.common.by import By
+
+    frames = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"] td')  # type: ignore[attr-defined]
+    return "\n" + "\n".join(td.get_attribute("textContent") for td in frames) + "\n"
+
+
+def _explorer_timings(browser: object) -> None:
+    """The λ explorer: a λ change (its fragment) and a cycle switch (the page), each timed from
+    the key press to the new histogram title; printed for the report, never asserted."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    _page(browser, "Lambda_explorer")
+    _until("the explorer's histograms", lambda: _svg_texts(browser, ": cycle"), 90)
+    _until("the λ path", lambda: _svg_texts(browser, "over λ"), 90)
+    title = _svg_texts(browser, ": cycle")[0].text  # type: ignore[attr-defined]
+    cycle = title.rsplit("cycle ", 1)[1]
+    timings = []
+    for lam in ("5", "0.05", "50"):
+        box = browser.find_element(By.CSS_SELECTOR, 'input[aria-label="exact λ"]')  # type: ignore[attr-defined]
+        box.send_keys(Keys.CONTROL, "a")
+        start = time.perf_counter()
+        box.send_keys(lam, Keys.ENTER)
+        _until(f"λ = {lam}", lambda lam=lam: _svg_texts(browser, f"at λ = {lam}: cycle"), 30, 0.01)
+        timings.append(time.perf_counter() - start)
+    assert _svg_texts(browser, "over λ")  # the λ path, outside the fragment, still drawn
+    other = "0" if cycle != "0" else "1"
+    picker = browser.find_element(By.CSS_SELECTOR, 'input[aria-label*="Cycle"]')  # type: ignore[attr-defined]
+    picker.click()
+    option = _until(
+        "the cycle options",
+        lambda: [
+            o
+            for o in browser.find_elements(By.CSS_SELECTOR, '[role="option"]')
+            if o.text.strip() == other
+        ],
+        30,
+    )[0]  # type: ignore[index]
+    start = time.perf_counter()
+    option.click()
+    _until(f"cycle {other}", lambda: _svg_texts(browser, f": cycle {other}"), 60, 0.01)
+    switch = time.perf_counter() - start
+    print(
+        f"\nλ explorer in the browser: λ change → new histogram "
+        f"{', '.join(f'{t * 1000:.0f} ms' for t in timings)}; cycle switch {switch * 1000:.0f} ms"
+    )
+    _shoot(browser, "explorer.png", whole=True)

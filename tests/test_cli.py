@@ -1,4 +1,5 @@
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -172,3 +173,83 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     np.testing.assert_array_equal(
         store.load_cycle_arrays(run_id, 2)["probs"], ref_store.load_cycle_arrays(ref_id, 2)["probs"]
     )
+
+
+def _help(capsys, *args) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--help"])
+    assert exit_.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_help_lists_commands_and_every_flag_with_values_and_default(capsys):
+    from cbal.strategies import STRATEGIES
+
+    top = _help(capsys)
+    assert "SUPPRESS" not in top and "worker" not in top
+    for command in ("run", "resume", "list", "show", "sweep", "reproduce", "export"):
+        assert re.search(rf"^\s+{command}\s+\S", top, re.M), command
+    text = _help(capsys, "run")
+    options = text.split("options:")[1].split("strategies (--strategy):")
+    flags = re.split(r"\n  (?=-)", options[0])[1:]
+    from cbal.cli import _HIDDEN
+    from cbal.config import field_names
+
+    assert len(flags) == 2 + len(set(field_names()) - _HIDDEN)  # --help, --preset, the fields
+    for entry in flags[1:]:
+        head, _, body = entry.partition(" ")
+        assert "default" in body, head  # every flag says its default...
+        assert body.strip() and "VALUE" not in entry, head  # ...and what it takes
+    assert "--strategy {" + ",".join(STRATEGIES) + "}" in text
+    assert "--device {auto,cpu,cuda}" in text and "default auto" in text
+    assert "--seed N" in text and "0 … 4294967295" in text
+    for s in STRATEGIES.values():  # each strategy with its one-line description
+        assert re.search(rf"^  {re.escape(s.name)}\s+{re.escape(s.description)}$", options[1], re.M)
+    for command in ("sweep", "reproduce", "export", "resume", "show"):
+        sub = _help(capsys, command).split("options:")[1]
+        lines = re.split(r"\n  (?=-)", sub)[1:]
+        assert all(len(entry.split()) > 2 for entry in lines), command  # a help text each
+
+
+def test_seed_beyond_32_bits_is_refused_before_anything_starts(tmp_path, capsys):
+    code = main(["--cache-dir", str(tmp_path), "run", "--seed", "9" * 130])
+    err = capsys.readouterr().err
+    assert code == 2 and "--seed" in err and "4294967295" in err
+    assert not (tmp_path / "runs").exists() or os.listdir(tmp_path / "runs") == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_with_a_resume_hint_and_resume_finishes(tmp_path):
+    store = Store(tmp_path)
+    cmd = [sys.executable, "-m", "cbal", "--cache-dir", str(tmp_path), "run", *TINY]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def training() -> bool:
+        runs = store.list_runs() if store.runs_dir.exists() else []
+        progress = runs[0].status.get("progress") or {} if runs else {}
+        return progress.get("phase") == "train" and progress.get("step", 0) >= 1
+
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not training():
+        time.sleep(0.05)
+    assert training()
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    run_id = store.list_runs()[0].run_id
+    assert store.read_status(run_id)["state"] == "cancelled"
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    hint = [line for line in err.replace("\r", "\n").splitlines() if "cancelled" in line]
+    assert len(hint) == 1
+    assert hint[0].endswith(f"resume with: python -m cbal --cache-dir {tmp_path} resume {run_id}")
+
+    resumed = _cli(tmp_path, "resume", run_id)
+    assert resumed.returncode == 0, resumed.stderr
+    assert store.read_status(run_id)["state"] == "done"
+    bar = resumed.stderr.replace("\r", "\n")
+    assert "3/3 cycles" in bar and not re.search(r"\d\.\d+/3", bar)  # whole cycles only
+    assert re.search(r"cycle \d/2 train epoch \d+/8", bar)  # the phase and epoch as text
+
+    again = _cli(tmp_path, "resume", run_id)
+    assert again.returncode == 0 and "already done" in again.stdout
+    assert again.stderr == ""  # no progress bar for a finished run

@@ -163,3 +163,26 @@ def test_the_page_never_imports_torch(runs):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, cwd=ROOT, env=env
     )
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_balance_limits_match_each_cycles_own_pool(runs, tmp_path):
+    """Derived from the records and the first pool, they equal what each saved pool shows; a
+    pool that has run out of tail classes is reported."""
+    import numpy as np
+
+    from cbal import explore
+
+    store = Store(tmp_path)
+    run_id = store.create_run(
+        preset("digits", strategy="entropy-cb", imbalance_factor=0.02, **TINY)
+    )
+    execute(store, run_id)
+    limits = explore.balance_limits(store, run_id)
+    assert sorted(limits) == [0, 1] and limits[1]  # 2 % tails: 3 images per tail class
+    for cycle, short in limits.items():
+        ca = explore.load_cycle(store, run_id, cycle)
+        left = np.bincount(ca.pool_labels, minlength=ca.num_classes)
+        want = [(c, int(left[c]), float(ca.omega[c])) for c in np.flatnonzero(left < ca.omega)]
+        assert short == want
+    with pytest.raises(explore.NoPoolArrays):
+        explore.balance_limits(runs[0], runs[1]["bare"])

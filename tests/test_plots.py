@@ -349,3 +349,12 @@ def test_panels_per_if_average_within_the_if_with_one_name_across_panels():
     }
     fig = plots.accuracy_by_if(runs)
     assert [t.name for t in fig.data if t.showlegend] == ["Entropy"]
+
+
+def test_accuracy_axis_never_leaves_0_to_100_percent():
+    wide = plots.learning_curve(
+        [make_run("entropy", 0, [0.33, 0.5]), make_run("entropy", 1, [0.9, 1])]
+    )
+    axis = wide.layout.yaxis  # a band of ± std (or a single point) must not stretch it
+    assert (axis.autorangeoptions.minallowed, axis.autorangeoptions.maxallowed) == (0, 1)
+    assert axis.tickformat == ".0%"
