@@ -139,7 +139,7 @@ INTERNAL_NAMES = ("imbalance_factor", "data_dir", "lam=", "budget=", "cycles=", 
     [
         ("f_imbalance_factor", 2.0, "Imbalance factor (IF)", "in (0, 1]"),
         ("f_imbalance_factor", 0.0, "Imbalance factor (IF)", "in (0, 1]"),
-        ("f_lam_entropy-cb_10", -1.0, "λ for Entropy-CB", ">= 0"),
+        ("f_lam_entropy-cb_10", -1.0, "λ for Entropy-CB", "a number in [0, 1e+06]"),
         ("f_budget", 0, "Budget per cycle", ">= 1"),
         ("f_budget", 5000, "Budget per cycle", "Budget per cycle = 5000"),
         ("f_lr", -0.1, "Learning rate", "> 0"),
@@ -380,7 +380,7 @@ def test_runs_page_keeps_a_chosen_run_when_its_state_changes(store):
     assert list(at.dataframe[0].value["run"]) == [ids[1]]  # the filter hides it now...
     assert at.multiselect(key="runs-chosen").value == [ids[0]]  # ...but it stays chosen
     assert "Comparison" in texts(at.header)
-    assert "cancelled after 0 of 3 cycles" in at.get("progress")[1].proto.text
+    assert "cancelled after 0 of 2 cycles" in at.get("progress")[1].proto.text
 
 
 def test_live_page_keeps_its_comparison_when_a_state_changes(store):

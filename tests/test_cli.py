@@ -195,7 +195,9 @@ def test_help_lists_commands_and_every_flag_with_values_and_default(capsys):
     from cbal.cli import _HIDDEN
     from cbal.config import field_names
 
-    assert len(flags) == 2 + len(set(field_names()) - _HIDDEN)  # --help, --preset, the fields
+    assert len(flags) == 3 + len(
+        set(field_names()) - _HIDDEN
+    )  # --help, --preset, --threads, fields
     for entry in flags[1:]:
         head, _, body = entry.partition(" ")
         assert "default" in body, head  # every flag says its default...
