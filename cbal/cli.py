@@ -237,11 +237,16 @@ def cmd_list(store: Store) -> int:
 
 
 def cmd_show(store: Store, run_id: str) -> int:
+    from cbal.loop import describe_exhaustion
+
     info = store.run_info(run_id)
     print(
         f"{run_id}: {info.state}  {info.config.dataset} IF={info.config.imbalance_factor:g} "
         f"{info.config.strategy} seed={info.config.seed}"
     )
+    c = info.config
+    print(f"network: {config_mod.describe_network(c)}")
+    print(f"initial set: {c.initial_sampling} · compat: {c.compat}")
     if info.status.get("error"):
         print(f"error: {info.status['error']}")
     rows = [
@@ -262,6 +267,9 @@ def cmd_show(store: Store, run_id: str) -> int:
             ]
         )
     _print_table(rows)
+    for r in info.cycles:
+        for line in describe_exhaustion(r):
+            print(f"cycle {r['cycle']}: pool exhausted for {line}")
     return 0
 
 

@@ -71,8 +71,8 @@ class RunConfig:
     solver_time_limit: float = 60.0
     initial_labeled: int = 50
     initial_sampling: str = "balanced"
-    budget: int = 25
-    cycles: int = 8
+    budget: int = 20
+    cycles: int = 6
     model: str = "smallcnn"
     dropout: float | None = None
     epochs: int = 30
@@ -134,12 +134,14 @@ class RunConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The offline default: sklearn's 8x8 digits, a small CNN, sizes for a quick CPU comparison.
+    # Each tail class holds 14 pool images at IF 0.1; 20 × 6 labels ask at most 12 of each, so
+    # no class Ω asks for runs out before the last selection (whatever the strategy picks).
     "digits": dict(
         dataset="digits",
         model="smallcnn",
         initial_labeled=50,
-        budget=25,
-        cycles=8,
+        budget=20,
+        cycles=6,
         epochs=30,
         batch_size=32,
         lr=0.05,
@@ -346,6 +348,23 @@ def _validate_network(cfg: RunConfig) -> None:
         raise ConfigError(
             "dropout", cfg.dropout, "0 with mc_source=batchnorm (its MC passes use no dropout)"
         )
+
+
+_MODEL_NAMES = {"resnet18": "ResNet-18 (CIFAR stem)", "smallcnn": "small CNN"}
+
+
+def describe_network(cfg: RunConfig) -> str:
+    """Which network the run trains and where its MC randomness comes from, in one line."""
+    from cbal.strategies import STRATEGIES
+
+    head = f"dropout {cfg.dropout:g} before the classifier" if cfg.dropout else "no dropout"
+    if not STRATEGIES[cfg.strategy].needs_mc:
+        mc = "no MC passes"
+    elif cfg.mc_source == "batchnorm":
+        mc = f"{cfg.mc_passes} MC passes with BatchNorm in train mode (running statistics kept)"
+    else:
+        mc = f"{cfg.mc_passes} MC-dropout passes"
+    return f"{_MODEL_NAMES[cfg.model]}, {head}; {mc}"
 
 
 def effective_lam(cfg: RunConfig, num_classes: int) -> float:

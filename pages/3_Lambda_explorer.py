@@ -251,6 +251,7 @@ def main() -> None:
     )
     cycles = selecting(by_id[run_id])
     cycle = pick_cycle.selectbox("Cycle", cycles, index=len(cycles) - 1, key=f"lx-cycle-{run_id}")
+    ui.exhaustion_warning([by_id[run_id]], cycle)
     with ui.guard("λ explorer"):
         try:
             ca = cycle_arrays(str(store.root), run_id, cycle)
