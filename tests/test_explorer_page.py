@@ -34,6 +34,10 @@ def runs(tmp_path_factory):
             preset("digits", strategy="entropy-cb", save_pool_arrays=False, **BARE)
         ),
         "random": store.create_run(preset("digits", strategy="random", **BARE)),
+        # IF 0.02: two pool images per tail class, so cycle 1's Ω asks more than the pool holds
+        "dry": store.create_run(
+            preset("digits", strategy="entropy-cb", imbalance_factor=0.02, **TINY)
+        ),
     }
     for run_id in ids.values():
         execute(store, run_id)
@@ -163,3 +167,11 @@ def test_the_page_never_imports_torch(runs):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, cwd=ROOT, env=env
     )
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_an_exhausted_cycle_is_flagged(page):
+    at = page("dry")  # the latest cycle (1) is the default
+    warnings = " ".join(w.value for w in at.warning)
+    assert "the pool ran out" in warnings and "class 5: " in warnings and "Ω asks" in warnings
+    at.selectbox(key=f"lx-cycle-{at.selectbox(key='lx-run').value}").set_value(0).run()
+    assert not any("the pool ran out" in w.value for w in at.warning)
