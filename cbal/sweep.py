@@ -373,6 +373,7 @@ _DATA_FIELDS = (
     "image_size",
     "test_per_class",
     "initial_labeled",
+    "initial_sampling",
     "imbalance_factor",
     "imbalance_profile",
     "budget",
