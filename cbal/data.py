@@ -410,8 +410,6 @@ def _balanced_initial(
     y: NDArray[Any], num_classes: int, n: int, rng: np.random.Generator
 ) -> NDArray[np.int64]:
     """⌊n/C⌋ random indices per class, one more for ``n mod C`` seed-chosen classes."""
-    share = np.full(num_classes, n // num_classes, dtype=np.int64)
-    share[rng.choice(num_classes, size=n % num_classes, replace=False)] += 1
     short = initial_shortfall(y, num_classes, n)
     if short is not None:
         c, have, want = short
@@ -419,6 +417,8 @@ def _balanced_initial(
             f"initial_labeled={n} asks up to {want} images of class {c}, which has only {have}: "
             "lower initial_labeled or use initial_sampling='random'"
         )
+    share = np.full(num_classes, n // num_classes, dtype=np.int64)
+    share[rng.choice(num_classes, size=n % num_classes, replace=False)] += 1
     picks = [
         rng.choice(np.flatnonzero(y == c), size=share[c], replace=False) for c in range(num_classes)
     ]
