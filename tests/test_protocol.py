@@ -378,3 +378,19 @@ def test_digits_preset_never_runs_out_of_tail_images(compat):
         cfg = preset("digits", seed=seed, compat=compat)
         for policy in ("random", "tail", "head"):
             assert _simulate(cfg, policy) == [[]] * cfg.cycles, (seed, policy)
+
+
+def test_paper_compat_run_end_to_end(tmp_path, tiny_overrides):
+    from cbal.loop import execute
+    from cbal.store import Store
+
+    cfg = preset("digits", strategy="bald-cb", compat="paper", **{**tiny_overrides, "budget": 25})
+    assert (cfg.mc_source, cfg.dropout) == ("batchnorm", 0.0)
+    store = Store(tmp_path)
+    run_id = store.create_run(cfg)
+    records = execute(store, run_id)
+    counts = np.array(records[0]["labeled_counts"])
+    want = np.maximum(0, (40 + 25) // 10 - counts)  # ⌊6.5⌋ = 6, not 6.5
+    assert records[0]["omega"] == want.tolist() == records[0]["selection"]["omega"]
+    np.testing.assert_array_equal(store.load_cycle_arrays(run_id, 0)["omega"], want)
+    assert records[1]["labeled"] == 65 and records[2]["labeled"] == 90
