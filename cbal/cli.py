@@ -244,9 +244,6 @@ def cmd_show(store: Store, run_id: str) -> int:
         f"{run_id}: {info.state}  {info.config.dataset} IF={info.config.imbalance_factor:g} "
         f"{info.config.strategy} seed={info.config.seed}"
     )
-    c = info.config
-    print(f"network: {config_mod.describe_network(c)}")
-    print(f"initial set: {c.initial_sampling} · compat: {c.compat}")
     if info.status.get("error"):
         print(f"error: {info.status['error']}")
     rows = [
@@ -267,6 +264,9 @@ def cmd_show(store: Store, run_id: str) -> int:
             ]
         )
     _print_table(rows)
+    c = info.config
+    print(f"network: {config_mod.describe_network(c)}")
+    print(f"initial set: {c.initial_sampling} · compat: {c.compat}")
     for r in info.cycles:
         for line in describe_exhaustion(r):
             print(f"cycle {r['cycle']}: pool exhausted for {line}")
