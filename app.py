@@ -262,12 +262,16 @@ def validate(store: Store) -> tuple[list[str], dict[str, Any] | None]:
             break
     classes = summary.get("classes") or KNOWN_CLASSES.get(base.dataset, 10)
     lams = lam_fields(strategies, classes)
+    networks = []
     for s in strategies:
         try:
-            base.replace(strategy=s, lam=lams.get(s))
+            cfg = base.replace(strategy=s, lam=lams.get(s))
+            networks.append(f"{STRATEGIES[s].label}: {config_mod.describe_network(cfg)}")
         except ConfigError as exc:
             label = f"λ for {STRATEGIES[s].label}" if exc.field == "lam" else None
             errors.append(explain(exc, label))
+    if networks:
+        st.caption("Network trained · " + " · ".join(networks))
     device = ui.device_info(store)
     if base.device == "cuda" and device is not None and not device.get("cuda"):
         errors.append(explain(ConfigError("device", "cuda", "auto or cpu: torch sees no GPU")))

@@ -419,6 +419,8 @@ def cmd_list(store: Store) -> int:
 
 
 def cmd_show(store: Store, run_id: str) -> int:
+    from cbal.loop import describe_exhaustion
+
     info = store.run_info(run_id)
     threads = info.status.get("threads")
     print(
@@ -446,6 +448,12 @@ def cmd_show(store: Store, run_id: str) -> int:
             ]
         )
     _print_table(rows)
+    c = info.config
+    print(f"network: {config_mod.describe_network(c)}")
+    print(f"initial set: {c.initial_sampling} · compat: {c.compat}")
+    for r in info.cycles:
+        for line in describe_exhaustion(r):
+            print(f"cycle {r['cycle']}: pool exhausted for {line}")
     return 0
 
 

@@ -9,7 +9,12 @@ import reprlib
 from dataclasses import dataclass
 from typing import Any
 
-CONFIG_VERSION = 1
+from cbal.data import INITIAL_SAMPLINGS
+
+CONFIG_VERSION = 2
+# Fields added since version 1, with the value a version-1 run actually used: a stored v1 config
+# loads (and resumes) as the run it was. Version 1 drew its initial labeled set at random.
+_V1_DEFAULTS: dict[str, Any] = {"initial_sampling": "random", "compat": "clean"}
 
 DATASETS = ("digits", "cifar10", "cifar100", "tinyimagenet", "imagefolder")
 PROFILES = ("step", "exp")
@@ -26,6 +31,10 @@ MAX_LAM = 1e6
 _SHORT = reprlib.Repr()
 _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 3, 20, 10
 _SHORT.maxstring = _SHORT.maxother = 200
+MC_SOURCES = ("dropout", "batchnorm")
+COMPATS = ("clean", "paper")
+# Dropout before the classifier for MC-dropout BALD; every other network has none (the paper's).
+MC_DROPOUT = 0.3
 # Known class counts, used for the paper's per-dataset λ defaults before any data is loaded.
 KNOWN_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "tinyimagenet": 200}
 MAX_SEED = 2**32 - 1  # what every seeded library (numpy, torch, CUDA) accepts as one seed
@@ -54,6 +63,11 @@ class RunConfig:
     ``cycles`` acquisition steps of ``budget`` images each: the model is trained and evaluated
     ``cycles + 1`` times, on ``initial_labeled``, ``initial_labeled + budget``, ... labels.
     ``lam=None`` means the paper's default for the strategy and the dataset's class count.
+    ``mc_source=None`` and ``dropout=None`` are filled in by :func:`make_config` (see
+    :func:`_derived`), so a stored config always says which network the run trained.
+    ``compat="paper"`` reproduces the released code's quirks (truncated Ω, rounded KCenterGreedy
+    embeddings, pool inference on augmented images, BatchNorm MC passes, its Entropy L1 Pseudo
+    Label quota rules) so their effect can be measured.
     """
 
     dataset: str = "digits"
@@ -67,10 +81,11 @@ class RunConfig:
     solver: str = "lp-round"
     solver_time_limit: float = 60.0
     initial_labeled: int = 50
-    budget: int = 25
-    cycles: int = 8
+    initial_sampling: str = "balanced"
+    budget: int = 20
+    cycles: int = 6
     model: str = "smallcnn"
-    dropout: float = 0.3
+    dropout: float | None = None
     epochs: int = 30
     batch_size: int = 32
     eval_batch_size: int = 1024
@@ -82,6 +97,8 @@ class RunConfig:
     lr_gamma: float = 0.5
     augment: str = "crop"
     mc_passes: int = 10
+    mc_source: str | None = None
+    compat: str = "clean"
     seed: int = 0
     device: str = "auto"
     save_pool_arrays: bool = True
@@ -112,7 +129,14 @@ class RunConfig:
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> RunConfig:
-        return make_config(**{**self.to_dict(), **changes})
+        """A validated copy with ``changes``; a derived field (mc_source, dropout) that still
+        holds its derived value is derived again, so ``replace(strategy="bald")`` on an Entropy
+        config gets BALD's dropout rather than Entropy's 0."""
+        values = {**self.to_dict(), **changes}
+        for name, derive in _DERIVED.items():
+            if name not in changes and getattr(self, name) == derive(self.to_dict()):
+                values[name] = None
+        return make_config(**values)
 
     @property
     def num_classes_hint(self) -> int | None:
@@ -121,12 +145,14 @@ class RunConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The offline default: sklearn's 8x8 digits, a small CNN, sizes for a quick CPU comparison.
+    # Each tail class holds 14 pool images at IF 0.1; 20 × 6 labels ask at most 12 of each, so
+    # no class Ω asks for runs out before the last selection (whatever the strategy picks).
     "digits": dict(
         dataset="digits",
         model="smallcnn",
         initial_labeled=50,
-        budget=25,
-        cycles=8,
+        budget=20,
+        cycles=6,
         epochs=30,
         batch_size=32,
         lr=0.05,
@@ -174,6 +200,23 @@ def field_names() -> list[str]:
     return list(_FIELDS)
 
 
+def _derived_mc_source(values: dict[str, Any]) -> str:
+    # the released code's "MC dropout" is BatchNorm in train mode: its network has no dropout
+    return "batchnorm" if values.get("compat", "clean") == "paper" else "dropout"
+
+
+def _derived_dropout(values: dict[str, Any]) -> float:
+    from cbal.strategies import STRATEGIES
+
+    strategy = STRATEGIES.get(values.get("strategy", "entropy"))
+    mc_dropout = strategy is not None and strategy.needs_mc and values["mc_source"] == "dropout"
+    return MC_DROPOUT if mc_dropout else 0.0
+
+
+# Fields whose None means "derive from the others", in dependency order.
+_DERIVED = {"mc_source": _derived_mc_source, "dropout": _derived_dropout}
+
+
 def make_config(**values: Any) -> RunConfig:
     """Build a validated :class:`RunConfig`; raises :class:`ConfigError` naming the bad field."""
     unknown = sorted(set(values) - set(_FIELDS))
@@ -182,7 +225,9 @@ def make_config(**values: Any) -> RunConfig:
             unknown[0], values[unknown[0]], f"a field of RunConfig ({', '.join(_FIELDS)})"
         )
     version = values.get("version", CONFIG_VERSION)
-    if version != CONFIG_VERSION:
+    if version == 1:
+        values = {**_V1_DEFAULTS, **values, "version": CONFIG_VERSION}
+    elif version != CONFIG_VERSION:
         raise ConfigError(
             "version", version, f"{CONFIG_VERSION} (this cbal's config format); re-create the run"
         )
@@ -192,6 +237,9 @@ def make_config(**values: Any) -> RunConfig:
         from cbal.strategies.balance import METHOD_ALIASES
 
         coerced["solver"] = METHOD_ALIASES.get(solver, solver)
+    for name, derive in _DERIVED.items():
+        if coerced.get(name) is None:
+            coerced[name] = derive(coerced)
     cfg = RunConfig(**coerced)
     _validate(cfg)
     return cfg
@@ -274,6 +322,9 @@ def _validate(cfg: RunConfig) -> None:
     _choice(cfg, "model", MODELS)
     _choice(cfg, "device", DEVICES)
     _choice(cfg, "augment", AUGMENTS)
+    _choice(cfg, "initial_sampling", INITIAL_SAMPLINGS)
+    _choice(cfg, "mc_source", MC_SOURCES)
+    _choice(cfg, "compat", COMPATS)
     if cfg.preset is not None and cfg.preset not in PRESETS:
         raise ConfigError("preset", cfg.preset, f"one of {', '.join(PRESETS)} or null")
     if not (math.isfinite(cfg.imbalance_factor) and 0 < cfg.imbalance_factor <= 1):
@@ -298,18 +349,50 @@ def _validate(cfg: RunConfig) -> None:
     _within(cfg, "lr", 0, MAX_LR)
     if not 0 <= cfg.momentum < 1:
         raise ConfigError("momentum", cfg.momentum, "a number in [0, 1)")
-    if not 0 <= cfg.dropout < 1:
-        raise ConfigError("dropout", cfg.dropout, "a number in [0, 1)")
     if any(m < 1 or m > cfg.epochs for m in cfg.lr_milestones) or list(cfg.lr_milestones) != sorted(
         cfg.lr_milestones
     ):
         raise ConfigError(
             "lr_milestones", list(cfg.lr_milestones), f"increasing epochs within 1..{cfg.epochs}"
         )
-    if cfg.strategy in ("bald", "bald-cb") and cfg.mc_passes < 2:
-        raise ConfigError("mc_passes", cfg.mc_passes, ">= 2 for BALD (MC-dropout passes)")
-    if cfg.strategy in ("bald", "bald-cb") and cfg.dropout == 0:
-        raise ConfigError("dropout", cfg.dropout, "> 0 for BALD (MC dropout needs dropout)")
+    _validate_network(cfg)
+
+
+def _validate_network(cfg: RunConfig) -> None:
+    from cbal.strategies import STRATEGIES
+
+    assert cfg.dropout is not None  # derived by make_config
+    if not (math.isfinite(cfg.dropout) and 0 <= cfg.dropout < 1):
+        raise ConfigError("dropout", cfg.dropout, "a number in [0, 1)")
+    if not STRATEGIES[cfg.strategy].needs_mc:
+        return
+    if cfg.mc_passes < 2:
+        raise ConfigError("mc_passes", cfg.mc_passes, ">= 2 for BALD (MC passes)")
+    if cfg.mc_source == "dropout" and cfg.dropout == 0:
+        raise ConfigError(
+            "dropout", cfg.dropout, "> 0 for BALD with mc_source=dropout (or mc_source=batchnorm)"
+        )
+    if cfg.mc_source == "batchnorm" and cfg.dropout != 0:
+        raise ConfigError(
+            "dropout", cfg.dropout, "0 with mc_source=batchnorm (its MC passes use no dropout)"
+        )
+
+
+_MODEL_NAMES = {"resnet18": "ResNet-18 (CIFAR stem)", "smallcnn": "small CNN"}
+
+
+def describe_network(cfg: RunConfig) -> str:
+    """Which network the run trains and where its MC randomness comes from, in one line."""
+    from cbal.strategies import STRATEGIES
+
+    head = f"dropout {cfg.dropout:g} before the classifier" if cfg.dropout else "no dropout"
+    if not STRATEGIES[cfg.strategy].needs_mc:
+        mc = "no MC passes"
+    elif cfg.mc_source == "batchnorm":
+        mc = f"{cfg.mc_passes} MC passes with BatchNorm in train mode (running statistics kept)"
+    else:
+        mc = f"{cfg.mc_passes} MC-dropout passes"
+    return f"{_MODEL_NAMES[cfg.model]}, {head}; {mc}"
 
 
 def effective_lam(cfg: RunConfig, num_classes: int) -> float:

@@ -44,6 +44,7 @@ __all__ = [
     "Pool",
     "build_pool",
     "imbalanced_counts",
+    "initial_shortfall",
     "load_cifar",
     "load_dataset",
     "load_digits_dataset",
@@ -56,6 +57,9 @@ DATASETS: tuple[str, ...] = ("digits", "cifar10", "cifar100", "tinyimagenet", "i
 
 PROFILES: tuple[str, ...] = ("step", "exp")
 """Imbalance profiles accepted by :func:`imbalanced_counts` and :func:`build_pool`."""
+
+INITIAL_SAMPLINGS: tuple[str, ...] = ("balanced", "random")
+"""How :func:`build_pool` draws the initial labeled set."""
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
@@ -305,11 +309,14 @@ def build_pool(
     imbalance_factor: float,
     profile: str,
     seed: int,
+    initial_sampling: str = "balanced",
 ) -> Pool:
     """Draw the initial labeled set and build the imbalanced unlabeled pool (paper protocol).
 
-    1. ``initial_labeled`` indices are drawn uniformly at random, without replacement, from the
-       whole (balanced) train set.
+    1. ``initial_sampling="balanced"`` (the paper's released initial sets): ⌊n/C⌋ random
+       images of every class, and one more for ``n mod C`` classes chosen by the seed.
+       ``"random"``: ``initial_labeled`` indices drawn uniformly at random, without
+       replacement, from the whole (balanced) train set.
     2. The remainder is split by class; with ``n_max = (N_train - initial_labeled) // C``,
        class c keeps ``min(imbalanced_counts(...)[c], available_c)`` randomly chosen samples:
        a class short of its target keeps all it has.
@@ -333,6 +340,8 @@ def build_pool(
         See :func:`imbalanced_counts`.
     seed : int
         Seed of ``np.random.default_rng``; the same seed gives the same pool.
+    initial_sampling : {"balanced", "random"}, default "balanced"
+        How the initial labeled set is drawn (step 1).
 
     Returns
     -------
@@ -359,8 +368,16 @@ def build_pool(
     factor = _check_imbalance_factor(imbalance_factor)
     _check_profile(profile)
 
+    if initial_sampling not in INITIAL_SAMPLINGS:
+        raise ValueError(
+            f"initial_sampling must be one of {INITIAL_SAMPLINGS}, got {initial_sampling!r}"
+        )
     rng = np.random.default_rng(seed)
-    labeled = np.sort(rng.choice(n_train, size=initial_labeled, replace=False)).astype(np.int64)
+    if initial_sampling == "random":
+        labeled = np.sort(rng.choice(n_train, size=initial_labeled, replace=False))
+    else:
+        labeled = _balanced_initial(y, num_classes, initial_labeled, rng)
+    labeled = labeled.astype(np.int64)
     rest_mask = np.ones(n_train, dtype=bool)
     rest_mask[labeled] = False
     rest = np.flatnonzero(rest_mask)
@@ -381,6 +398,36 @@ def build_pool(
     return Pool(
         labeled=labeled, unlabeled=unlabeled, target_counts=targets, pool_counts=pool_counts
     )
+
+
+def initial_shortfall(
+    y_train: ArrayLike, num_classes: int, initial_labeled: int
+) -> tuple[int, int, int] | None:
+    """``(class, images, share)`` of the first class with fewer train images than the
+    ⌈n/C⌉ a balanced initial set may ask of it, else None (whatever the seed)."""
+    share = -(-int(initial_labeled) // int(num_classes))
+    have = np.bincount(np.asarray(y_train), minlength=num_classes)
+    short = np.flatnonzero(have < share)
+    return None if short.size == 0 else (int(short[0]), int(have[short[0]]), share)
+
+
+def _balanced_initial(
+    y: NDArray[Any], num_classes: int, n: int, rng: np.random.Generator
+) -> NDArray[np.int64]:
+    """⌊n/C⌋ random indices per class, one more for ``n mod C`` seed-chosen classes."""
+    short = initial_shortfall(y, num_classes, n)
+    if short is not None:
+        c, have, want = short
+        raise ValueError(
+            f"initial_labeled={n} asks up to {want} images of class {c}, which has only {have}: "
+            "lower initial_labeled or use initial_sampling='random'"
+        )
+    share = np.full(num_classes, n // num_classes, dtype=np.int64)
+    share[rng.choice(num_classes, size=n % num_classes, replace=False)] += 1
+    picks = [
+        rng.choice(np.flatnonzero(y == c), size=share[c], replace=False) for c in range(num_classes)
+    ]
+    return np.sort(np.concatenate(picks)).astype(np.int64)
 
 
 # --------------------------------------------------------------------------------------------

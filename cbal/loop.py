@@ -25,8 +25,8 @@ import numpy as np
 from cbal import data, process
 from cbal.config import MIN_IMAGE_SIZE, ConfigError, RunConfig, effective_lam
 from cbal.store import DamagedRun, Store, StoreError, fault_point
-from cbal.strategies import STRATEGIES, SelectionContext
-from cbal.strategies.balance import class_counts, l1_score, target_counts
+from cbal.strategies import STRATEGIES, SelectionContext, kcenter_features
+from cbal.strategies.balance import class_counts, l1_score
 
 Event = dict[str, Any]
 ProgressFn = Callable[[Event], None]
@@ -68,6 +68,15 @@ def prepare(cfg: RunConfig, dataset: data.Dataset | None = None) -> Prepared:
         raise ConfigError(
             "initial_labeled", cfg.initial_labeled, f"at most {n_train - ds.num_classes} here"
         )
+    short = data.initial_shortfall(ds.y_train, ds.num_classes, cfg.initial_labeled)
+    if cfg.initial_sampling == "balanced" and short is not None:
+        c, have, share = short
+        raise ConfigError(
+            "initial_labeled",
+            cfg.initial_labeled,
+            f"at most {ds.num_classes * have} for a balanced initial set: it may ask {share} "
+            f"images of class {c}, which has {have} here (or initial_sampling=random)",
+        )
     pool = data.build_pool(
         ds.y_train,
         ds.num_classes,
@@ -75,6 +84,7 @@ def prepare(cfg: RunConfig, dataset: data.Dataset | None = None) -> Prepared:
         cfg.imbalance_factor,
         cfg.imbalance_profile,
         cfg.seed,
+        cfg.initial_sampling,
     )
     n_pool = len(pool.unlabeled)
     if cfg.budget * cfg.cycles > n_pool:
@@ -274,7 +284,14 @@ def _run_cycles(store: Store, run_id: str, cfg: RunConfig, report: StatusReporte
     import torch
 
     from cbal.models import build_model
-    from cbal.train import DeviceImages, evaluate, infer, resolve_device, train_model
+    from cbal.train import (
+        DeviceImages,
+        augmentation,
+        evaluate,
+        infer,
+        resolve_device,
+        train_model,
+    )
 
     prep = prepare(cfg)
     ds, num_classes = prep.dataset, prep.num_classes
@@ -286,6 +303,9 @@ def _run_cycles(store: Store, run_id: str, cfg: RunConfig, report: StatusReporte
     in_pool = np.zeros(len(ds.y_train), dtype=bool)
     in_pool[prep.pool.unlabeled] = True
     in_pool[labeled] = False
+    # the released code scores the pool on augmented images (compat=paper)
+    augment = augmentation(cfg, train_images) if cfg.compat == "paper" else None
+    assert cfg.dropout is not None  # derived by make_config
 
     for k in range(first, cfg.cycles + 1):
         seed = cycle_seed(cfg.seed, k)
@@ -340,9 +360,18 @@ def _run_cycles(store: Store, run_id: str, cfg: RunConfig, report: StatusReporte
                 cfg.eval_batch_size,
                 cfg.mc_passes if strategy.needs_mc else 0,
                 seed,
+                str(cfg.mc_source),
+                augment,
             )
             lab_emb = (
-                infer(model, train_images, labeled, cfg.eval_batch_size).embeddings
+                infer(
+                    model,
+                    train_images,
+                    labeled,
+                    cfg.eval_batch_size,
+                    seed=seed + 1,
+                    augment=augment,
+                ).embeddings
                 if strategy.needs_embeddings or cfg.save_embeddings
                 else None
             )
@@ -360,7 +389,10 @@ def _run_cycles(store: Store, run_id: str, cfg: RunConfig, report: StatusReporte
                 solver=cfg.solver,
                 time_limit=cfg.solver_time_limit,
                 rng=np.random.default_rng(seed),
+                compat=cfg.compat,
             )
+            omega = ctx.omega(cfg.budget)
+            in_pool_counts = class_counts(ds.y_train[pool_idx], num_classes)
             sel = strategy.select(ctx, cfg.budget)
             timings["select"] = time.perf_counter() - t
             pos = np.asarray(sel.indices, dtype=np.int64)
@@ -375,8 +407,11 @@ def _run_cycles(store: Store, run_id: str, cfg: RunConfig, report: StatusReporte
                 labeled_counts_after=after.tolist(),
                 labeled_l1=l1_score(after),
                 selection=sel.diagnostics,
+                omega=[float(v) for v in omega],
+                pool_counts=in_pool_counts.tolist(),
+                exhausted_classes=exhausted_classes(omega, in_pool_counts),
             )
-            arrays = _cycle_arrays(cfg, ds, pool_idx, pos, out, ctx, sel, counts, lab_emb)
+            arrays = _cycle_arrays(cfg, ds, pool_idx, pos, out, ctx, sel, omega, lab_emb)
             labeled = np.concatenate([labeled, selected])
             in_pool[selected] = False
         record["timings"] = timings
@@ -392,11 +427,12 @@ def _cycle_arrays(
     out: Any,
     ctx: SelectionContext,
     sel: Any,
-    counts: np.ndarray,
+    omega: np.ndarray,
     lab_emb: np.ndarray | None,
 ) -> dict[str, np.ndarray]:
     """What cycle_<k>.npz holds: the selection always; the pool arrays for the λ explorer when
-    ``save_pool_arrays`` (P as the strategy used it, its scores u, Ω, the true labels).
+    ``save_pool_arrays`` (P as the strategy used it, its scores u, Ω, the true labels, and the
+    features as KCenterGreedy used them).
 
     P is float32-exact (softmax outputs are float32), so storing it as float32 loses nothing and
     a re-selection on the saved arrays reproduces the run's own."""
@@ -411,11 +447,27 @@ def _cycle_arrays(
             pool_indices=pool_idx,
             pool_labels=ds.y_train[pool_idx],
             probs=probs.astype(np.float32),
-            omega=target_counts(counts, cfg.budget),
-            labeled_counts=counts,
+            omega=omega,
+            labeled_counts=ctx.labeled_counts,
         )
         if sel.scores is not None:
             arrays["scores"] = np.asarray(sel.scores, dtype=np.float64)
         if cfg.save_embeddings and lab_emb is not None:
-            arrays.update(embeddings=ctx.embeddings, labeled_embeddings=lab_emb)
+            emb, lab = kcenter_features(ctx)
+            arrays.update(embeddings=emb, labeled_embeddings=lab)
     return arrays
+
+
+def exhausted_classes(omega: np.ndarray, pool_counts: np.ndarray) -> list[int]:
+    """Classes whose Ω_c asks for more images than the pool still holds of them."""
+    return [int(c) for c in np.flatnonzero(np.asarray(omega) > np.asarray(pool_counts))]
+
+
+def describe_exhaustion(record: dict[str, Any]) -> list[str]:
+    """One line per exhausted class of a cycle record ("class 7: 2 images left in the pool,
+    Ω asks 6"); empty when none (or for a record from before cbal recorded it)."""
+    return [
+        f"class {c}: {record['pool_counts'][c]} images left in the pool, "
+        f"Ω asks {record['omega'][c]:.3g}"
+        for c in record.get("exhausted_classes") or []
+    ]

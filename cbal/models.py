@@ -1,7 +1,8 @@
-"""Networks: ResNet-18 with the CIFAR stem and a small CNN, both with a dropout head.
+"""Networks: ResNet-18 with the CIFAR stem and a small CNN, with an optional dropout head.
 
-``forward`` returns ``(logits, features)``: the penultimate features feed KCenterGreedy and the
-dropout layer before the classifier is what MC dropout (BALD) samples.
+``forward`` returns ``(logits, features)``: the penultimate features feed KCenterGreedy. With
+``dropout > 0`` a dropout layer sits before the classifier, what MC dropout (BALD) samples; with
+0 (every strategy but MC-dropout BALD) there is none, as in the paper's ResNet-18.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from torch import nn
 
 
 class Classifier(nn.Module):
-    """A feature extractor followed by dropout and a linear classifier."""
+    """A feature extractor, dropout (an identity when ``dropout == 0``) and a linear classifier."""
 
     def __init__(self, features: nn.Module, feature_dim: int, num_classes: int, dropout: float):
         super().__init__()
         self.features = features
-        self.dropout = nn.Dropout(dropout)
+        self.dropout: nn.Module = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.fc = nn.Linear(feature_dim, num_classes)
         self.feature_dim = feature_dim
 
@@ -25,7 +26,7 @@ class Classifier(nn.Module):
         return self.fc(self.dropout(feats)), feats
 
 
-def resnet18(num_classes: int, in_channels: int = 3, dropout: float = 0.3) -> Classifier:
+def resnet18(num_classes: int, in_channels: int = 3, dropout: float = 0.0) -> Classifier:
     """ResNet-18 with the CIFAR stem: a 3x3 stride-1 first conv and no max-pool."""
     import torchvision  # seconds to import: only runs that use ResNet pay for it
 
@@ -40,7 +41,7 @@ def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
 
 
-def small_cnn(num_classes: int, in_channels: int = 1, dropout: float = 0.3) -> Classifier:
+def small_cnn(num_classes: int, in_channels: int = 1, dropout: float = 0.0) -> Classifier:
     """Three conv-BN-ReLU blocks and global pooling: enough for 8x8 digits, fast on a CPU."""
     features = nn.Sequential(
         *_conv_bn(in_channels, 16),

@@ -119,6 +119,9 @@ _SERIES_FIELDS: dict[str, Callable[[Any], str]] = {
     "cycles": lambda v: f"{v} cycles",
     "model": str,
     "epochs": lambda v: f"{v} ep",
+    "initial_sampling": lambda v: f"init {v}",
+    "mc_source": lambda v: f"MC {v}",
+    "compat": lambda v: f"compat={v}",
 }
 
 

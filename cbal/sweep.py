@@ -396,6 +396,7 @@ _DATA_FIELDS = (
     "image_size",
     "test_per_class",
     "initial_labeled",
+    "initial_sampling",
     "imbalance_factor",
     "imbalance_profile",
     "budget",

@@ -119,8 +119,7 @@ def train_model(
     sched = torch.optim.lr_scheduler.MultiStepLR(
         opt, milestones=list(cfg.lr_milestones), gamma=cfg.lr_gamma
     )
-    pad = 0 if cfg.augment == "none" else max(1, images.x.shape[-1] // 8)
-    flip = cfg.augment == "crop-flip"
+    pad, flip = augmentation(cfg, images)
     n = len(idx)
     model.train()
     loss = None
@@ -148,13 +147,19 @@ def train_model(
     return model
 
 
+def augmentation(cfg: RunConfig, images: DeviceImages) -> tuple[int, bool]:
+    """(crop padding, flip) of the run's training augmentation: pad = image side / 8."""
+    pad = 0 if cfg.augment == "none" else max(1, images.x.shape[-1] // 8)
+    return pad, cfg.augment == "crop-flip"
+
+
 @dataclass
 class Inference:
-    """Model outputs on a set of clean (non-augmented) images."""
+    """Model outputs on a set of images (clean unless ``infer`` was given an augmentation)."""
 
     probs: np.ndarray  # (N, C) float64 softmax, eval mode
     embeddings: np.ndarray  # (N, d) float32 penultimate features
-    mc_probs: np.ndarray | None = None  # (T, N, C) float32 softmax with dropout on
+    mc_probs: np.ndarray | None = None  # (T, N, C) float32 softmax of the MC passes
 
 
 @torch.no_grad()
@@ -165,19 +170,25 @@ def infer(
     batch_size: int,
     mc_passes: int = 0,
     seed: int = 0,
+    mc_source: str = "dropout",
+    augment: tuple[int, bool] | None = None,
 ) -> Inference:
-    """Probabilities, penultimate embeddings and (``mc_passes`` > 0) MC-dropout probabilities.
+    """Probabilities, penultimate embeddings and (``mc_passes`` > 0) MC probabilities.
 
-    Dropout sits only before the classifier, so the T MC passes reuse one feature pass: the same
-    outputs as T full stochastic forward passes at a fraction of the cost.
+    ``mc_source="dropout"``: dropout sits only before the classifier, so the T passes reuse one
+    feature pass (the same outputs as T full stochastic passes at a fraction of the cost).
+    ``"batchnorm"``: T full passes with BatchNorm in train mode (see :func:`batchnorm_passes`).
+    ``augment=(pad, flip)`` scores randomly cropped/flipped images, as the paper's released code
+    does (``compat=paper``); the random numbers come from ``seed``.
     """
     device = images.x.device
+    gen = torch.Generator().manual_seed(seed)
     model.eval()
     feats, logits = [], []
     for start in range(0, len(indices), batch_size):
         b = torch.as_tensor(indices[start : start + batch_size], dtype=torch.long, device=device)
         with _autocast(device):
-            out, f = model(images.normalize(images.x[b]))
+            out, f = model(images.normalize(_maybe_augment(images.x[b], augment, gen)))
         feats.append(f.float())
         logits.append(out.float())
     if not feats:
@@ -185,7 +196,9 @@ def infer(
     features = torch.cat(feats)
     probs = torch.softmax(torch.cat(logits), dim=1)
     mc = None
-    if mc_passes > 0:
+    if mc_passes > 0 and mc_source == "batchnorm":
+        mc = batchnorm_passes(model, images, indices, batch_size, mc_passes, gen, augment)
+    elif mc_passes > 0:
         torch.manual_seed(seed)
         model.dropout.train()
         mc = torch.stack(
@@ -197,6 +210,51 @@ def infer(
         embeddings=features.cpu().numpy(),
         mc_probs=None if mc is None else mc.cpu().numpy(),
     )
+
+
+def _maybe_augment(
+    x: torch.Tensor, augment: tuple[int, bool] | None, gen: torch.Generator
+) -> torch.Tensor:
+    return x if augment is None else random_crop_flip(x, augment[0], augment[1], gen)
+
+
+@torch.no_grad()
+def batchnorm_passes(
+    model: Classifier,
+    images: DeviceImages,
+    indices: np.ndarray,
+    batch_size: int,
+    passes: int,
+    gen: torch.Generator,
+    augment: tuple[int, bool] | None = None,
+) -> torch.Tensor:
+    """(T, N, C) softmax of T passes with BatchNorm in train mode (batch statistics), the
+    released code's source of MC randomness. Its running statistics are restored afterwards:
+    the passes leave the model exactly as they found it.
+
+    Batch statistics differ between passes only if the batches do: without ``augment`` each
+    pass splits the pool in a fresh random order; with it the order is fixed (as in the
+    released code's loaders) and the augmentation differs. Every batch has at least two images.
+    """
+    device = images.x.device
+    n = len(indices)
+    saved = [buf.clone() for buf in model.buffers()]
+    chunks = max(1, n // max(2, batch_size))
+    out = torch.empty((passes, n, model.fc.out_features), device=device)
+    model.train()
+    try:
+        for t in range(passes):
+            order = torch.arange(n) if augment is not None else torch.randperm(n, generator=gen)
+            for pos in torch.tensor_split(order, chunks):
+                b = torch.as_tensor(indices[pos.numpy()], dtype=torch.long, device=device)
+                with _autocast(device):
+                    logits, _ = model(images.normalize(_maybe_augment(images.x[b], augment, gen)))
+                out[t, pos.to(device)] = torch.softmax(logits.float(), dim=1)
+    finally:
+        model.eval()
+        for buf, old in zip(model.buffers(), saved, strict=True):
+            buf.copy_(old)
+    return out
 
 
 def evaluate(

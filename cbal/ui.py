@@ -418,6 +418,7 @@ def figures(store: Store, infos: Sequence[RunInfo], key: str) -> None:
         "classes with their index). Black ticks: Ω, what each class still needed for a balanced "
         "labeled set, the target of the balancing strategies. Grey: labeled before the cycle."
     )
+    exhaustion_warning(shown, cycle)
 
     st.subheader("Per-class test accuracy")
     with st.columns(2)[0]:
@@ -493,6 +494,20 @@ def gallery(store: Store, info: RunInfo, cycle: int) -> None:
         f"model's prediction before the label was revealed ({right} right, ✗ = wrong)."
     )
     st.image(tiles, caption=captions, width=86)
+
+
+def exhaustion_warning(infos: Sequence[RunInfo], cycle: int) -> None:
+    """A warning naming each class whose Ω asked for more than the pool held at ``cycle``."""
+    from cbal.loop import describe_exhaustion
+
+    for info in infos:
+        record = next((r for r in info.cycles if r["cycle"] == cycle), None)
+        if lines := describe_exhaustion(record or {}):
+            st.warning(
+                f"{run_label(info)}, cycle {cycle}: the pool ran out of some classes that Ω "
+                f"asks for — {'; '.join(lines)}. No batch can meet Ω here, so its L1 and the "
+                "λ trade-off say less about the method."
+            )
 
 
 def live_view(store: Store, run_ids: Sequence[str], key: str) -> None:

@@ -71,21 +71,6 @@ def balance_limits(root: str, run_id: str, n_cycles: int) -> dict[int, list[expl
         return {}
 
 
-def why_limited(cycle: int, short: list[explore.Shortfall], free: int | None) -> str:
-    """Why a cycle's balancing looks limited: classes the pool has run out of."""
-    classes = ", ".join(f"class {c} ({left} left, Ω asks {need:.3g})" for c, left, need in short)
-    latest = (
-        f" Cycle {free} is the latest where every class could still meet Ω."
-        if free is not None
-        else " No cycle of this run could meet Ω for every class."
-    )
-    return (
-        f"In cycle {cycle} the pool holds fewer images than Ω asks for: {classes}. No batch can "
-        "balance the labeled set here, so the balancing term cannot reach 0 and a larger λ "
-        f"changes less.{latest}"
-    )
-
-
 def lam_controls(key: str, start: float) -> float:
     """The λ slider (log-spaced stops) and an exact number, kept in step; the exact λ."""
     options = sorted({*LAMS, start})
@@ -305,8 +290,7 @@ def main() -> None:
     cycle = pick_cycle.selectbox(
         "Cycle", cycles, index=cycles.index(start), key=f"lx-cycle-{run_id}"
     )
-    if limits.get(cycle):
-        st.info(why_limited(cycle, limits[cycle], free[-1] if free else None))
+    ui.exhaustion_warning([by_id[run_id]], cycle)
     with ui.guard("λ explorer"):
         try:
             ca = cycle_arrays(str(store.root), run_id, cycle)

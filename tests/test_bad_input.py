@@ -51,6 +51,11 @@ BAD_FLAGS = [
     (["--test-per-class", "0"], "--test-per-class"),
     (["--initial-labeled", "0"], "--initial-labeled"),
     (["--initial-labeled", "99999"], "--initial-labeled"),
+    (["--initial-labeled", "1480"], "--initial-labeled"),  # a balanced set needs 148 of a class
+    (["--initial-sampling", "stratified"], "--initial-sampling"),
+    (["--mc-source", "noise"], "--mc-source"),
+    (["--compat", "original"], "--compat"),
+    (["--strategy", "bald", "--mc-source", "batchnorm", "--dropout", "0.3"], "--dropout"),
     (["--budget", "5000"], "--budget"),
     (["--budget", "100", "--cycles", "50"], "--cycles"),
     (["--save-pool-arrays", "perhaps"], "--save-pool-arrays"),

@@ -34,6 +34,10 @@ def runs(tmp_path_factory):
             preset("digits", strategy="entropy-cb", save_pool_arrays=False, **BARE)
         ),
         "random": store.create_run(preset("digits", strategy="random", **BARE)),
+        # IF 0.02: two pool images per tail class, so cycle 1's Ω asks more than the pool holds
+        "dry": store.create_run(
+            preset("digits", strategy="entropy-cb", imbalance_factor=0.02, **TINY)
+        ),
     }
     for run_id in ids.values():
         execute(store, run_id)
@@ -186,3 +190,14 @@ def test_balance_limits_match_each_cycles_own_pool(runs, tmp_path):
         assert short == want
     with pytest.raises(explore.NoPoolArrays):
         explore.balance_limits(runs[0], runs[1]["bare"])
+
+
+def test_an_exhausted_cycle_is_flagged(page):
+    at = page("dry")
+    run_key = f"lx-cycle-{at.selectbox(key='lx-run').value}"
+    assert at.selectbox(key=run_key).value == 0  # opens on the latest cycle Ω can be met in
+    at.selectbox(key=run_key).set_value(1).run()
+    warnings = " ".join(w.value for w in at.warning)
+    assert "the pool ran out" in warnings and "class 5: " in warnings and "Ω asks" in warnings
+    at.selectbox(key=run_key).set_value(0).run()
+    assert not any("the pool ran out" in w.value for w in at.warning)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from cbal.strategies import balance, kcenter, scores
+from cbal.strategies import balance, kcenter, paper, scores
 
 
 @dataclass
@@ -29,6 +29,7 @@ class SelectionContext:
     solver: str = "lp-round"
     time_limit: float = 60.0
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    compat: str = "clean"  # "paper": the released code's quirks (cbal.strategies.paper)
 
     @property
     def num_classes(self) -> int:
@@ -39,6 +40,12 @@ class SelectionContext:
         if value is None:
             raise ValueError(f"this strategy needs ctx.{name}, which was not computed")
         return np.asarray(value)
+
+    def omega(self, budget: int) -> np.ndarray:
+        """Ω for this step: exact threshold, or the released code's truncated one."""
+        if self.compat == "paper":
+            return paper.truncated_target_counts(self.labeled_counts, budget)
+        return balance.target_counts(self.labeled_counts, budget)
 
 
 @dataclass
@@ -101,7 +108,7 @@ def _balanced(
     def select(ctx: SelectionContext, budget: int) -> Selection:
         u = score_fn(ctx)
         p = probs_fn(ctx)
-        omega = balance.target_counts(ctx.labeled_counts, budget)
+        omega = ctx.omega(budget)
         result = balance.solve_balanced(
             u, p, omega, budget, ctx.lam, method=ctx.solver, time_limit=ctx.time_limit
         )
@@ -136,11 +143,19 @@ def _mc_mean(ctx: SelectionContext) -> np.ndarray:
     return mean
 
 
-def _kcenter(ctx: SelectionContext, budget: int) -> Selection:
+def kcenter_features(ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
+    """(pool, labeled) features as KCenterGreedy(-CB) uses them: rounded for compat=paper."""
     emb, lab = ctx.require("embeddings"), ctx.require("labeled_embeddings")
+    if ctx.compat == "paper":
+        return paper.round_embeddings(emb), paper.round_embeddings(lab)
+    return emb, lab
+
+
+def _kcenter(ctx: SelectionContext, budget: int) -> Selection:
+    emb, lab = kcenter_features(ctx)
     if ctx.lam == 0:
         return Selection(indices=kcenter.kcenter_greedy(emb, lab, budget))
-    omega = balance.target_counts(ctx.labeled_counts, budget)
+    omega = ctx.omega(budget)
     picks = kcenter.kcenter_greedy(emb, lab, budget, probs=ctx.probs, omega=omega, lam=ctx.lam)
     return Selection(
         indices=picks,
@@ -172,22 +187,18 @@ def largest_remainder(weights: np.ndarray, total: int) -> np.ndarray:
 
 
 def _entropy_pl(ctx: SelectionContext, budget: int) -> Selection:
-    """Entropy L1 Pseudo Label: per-class quotas from Ω over argmax pseudo labels, then fill-up."""
+    """Entropy L1 Pseudo Label: per-class quotas from Ω over argmax pseudo labels, then fill-up
+    (compat=paper: the released code's truncated quotas, random drop and random fill)."""
     u = scores.entropy(ctx.probs)
-    omega = balance.target_counts(ctx.labeled_counts, budget)
-    quotas = largest_remainder(omega, budget)
+    omega = ctx.omega(budget)
     pseudo = ctx.probs.argmax(axis=1)
-    order = scores.top_k(u, len(u))  # all pool positions, most informative first
-    # rank of each position within its pseudo class, in entropy order
-    rank_in_class = np.empty(len(u), dtype=np.int64)
-    for c in range(ctx.num_classes):
-        members = order[pseudo[order] == c]
-        rank_in_class[members] = np.arange(len(members))
-    chosen = rank_in_class < quotas[pseudo]
-    picks = order[chosen[order]]
-    shortfall = budget - len(picks)
-    if shortfall > 0:
-        picks = np.concatenate([picks, order[~chosen[order]][:shortfall]])
+    if ctx.compat == "paper":
+        quotas = omega.astype(np.int64)
+        picks, dropped, shortfall = paper.entropy_pl_picks(u, pseudo, quotas, budget, ctx.rng)
+    else:
+        quotas = largest_remainder(omega, budget)
+        picks, shortfall = _quota_picks(u, pseudo, quotas, budget)
+        dropped = 0
     return Selection(
         indices=picks.astype(np.int64),
         scores=u,
@@ -195,9 +206,26 @@ def _entropy_pl(ctx: SelectionContext, budget: int) -> Selection:
         diagnostics={
             "quotas": quotas.tolist(),
             "omega": [float(v) for v in omega],
-            "filled": int(max(shortfall, 0)),
+            "filled": int(shortfall),
+            "dropped": int(dropped),
         },
     )
+
+
+def _quota_picks(
+    u: np.ndarray, pseudo: np.ndarray, quotas: np.ndarray, budget: int
+) -> tuple[np.ndarray, int]:
+    """The ``quotas[c]`` highest-entropy members of each pseudo class, then the highest-entropy
+    rest up to ``budget`` (largest-remainder quotas sum to ``budget``); and how many filled."""
+    order = scores.top_k(u, len(u))  # all pool positions, most informative first
+    rank_in_class = np.empty(len(u), dtype=np.int64)
+    for c in range(len(quotas)):
+        members = order[pseudo[order] == c]
+        rank_in_class[members] = np.arange(len(members))
+    chosen = rank_in_class < quotas[pseudo]
+    picks = order[chosen[order]]
+    shortfall = budget - len(picks)
+    return np.concatenate([picks, order[~chosen[order]][:shortfall]]), shortfall
 
 
 _PAPER = "Bengar et al., WACV 2022"
