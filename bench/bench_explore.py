@@ -13,7 +13,7 @@ digits train set), 45,000 (the paper's pool)} × C ∈ {10, 100}, all in this on
 - ``path``: wall time of :func:`cbal.explore.lambda_path` over the default 30-point grid
   (0 and logspace(-2, 3, 29)), warm-started along λ.
 
-Targets (DESIGN §5, the explorer brief): reselect < 0.5 s and path < 10 s at 45,000 × 100.
+Targets: one re-selection < 0.5 s and a 30-point path < 10 s at 45,000 × 100.
 The 1-minute load average is printed because a busy machine changes the numbers.
 """
 

@@ -9,15 +9,14 @@ import reprlib
 from dataclasses import dataclass
 from typing import Any
 
-from cbal.data import INITIAL_SAMPLINGS
-
 CONFIG_VERSION = 2
 # Fields added since version 1, with the value a version-1 run actually used: a stored v1 config
 # loads (and resumes) as the run it was. Version 1 drew its initial labeled set at random.
 _V1_DEFAULTS: dict[str, Any] = {"initial_sampling": "random", "compat": "clean"}
 
+# The lists of choices, one place each (cbal.data and the UI read them from here).
 DATASETS = ("digits", "cifar10", "cifar100", "tinyimagenet", "imagefolder")
-PROFILES = ("step", "exp")
+PROFILES = ("step", "exp")  # how the pool's class sizes fall from head to tail
 MODELS = ("smallcnn", "resnet18")
 DEVICES = ("auto", "cpu", "cuda")
 AUGMENTS = ("crop-flip", "crop", "none")
@@ -32,6 +31,7 @@ _SHORT = reprlib.Repr()
 _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 3, 20, 10
 _SHORT.maxstring = _SHORT.maxother = 200
 MC_SOURCES = ("dropout", "batchnorm")
+INITIAL_SAMPLINGS = ("balanced", "random")  # how the initial labeled set is drawn
 COMPATS = ("clean", "paper")
 # Dropout before the classifier for MC-dropout BALD; every other network has none (the paper's).
 MC_DROPOUT = 0.3

@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from PIL import Image
 
-from cbal.config import ConfigError
+from cbal.config import DATASETS, INITIAL_SAMPLINGS, PROFILES, ConfigError
 
 __all__ = [
     "CIFAR_URL",
@@ -52,14 +52,6 @@ __all__ = [
     "load_tiny_imagenet",
 ]
 
-DATASETS: tuple[str, ...] = ("digits", "cifar10", "cifar100", "tinyimagenet", "imagefolder")
-"""Names accepted by :func:`load_dataset`."""
-
-PROFILES: tuple[str, ...] = ("step", "exp")
-"""Imbalance profiles accepted by :func:`imbalanced_counts` and :func:`build_pool`."""
-
-INITIAL_SAMPLINGS: tuple[str, ...] = ("balanced", "random")
-"""How :func:`build_pool` draws the initial labeled set."""
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"

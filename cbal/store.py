@@ -1,4 +1,4 @@
-"""The run store on disk (DESIGN §4); the only module that writes runs.
+"""The run store on disk; the only module that writes runs.
 
 Layout under ``<root>/runs/<run_id>/``: ``config.json``, ``status.json``, ``cycles.jsonl`` (one
 whole, fsynced line per finished cycle) and ``cycle_<k>.npz`` (selected indices and the pool

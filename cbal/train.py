@@ -99,7 +99,7 @@ def train_model(
     seed: int,
     progress: Progress | None = None,
 ) -> Classifier:
-    """Train ``model`` from its current (fresh) weights on ``images[indices]`` per DESIGN §2:
+    """Train ``model`` from its current (fresh) weights on ``images[indices]`` as the paper does:
     SGD with Nesterov momentum, weight decay, step decay at ``cfg.lr_milestones``."""
     device = images.x.device
     torch.manual_seed(seed)  # dropout masks

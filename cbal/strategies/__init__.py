@@ -69,7 +69,7 @@ class Strategy:
     needs_mc: bool = False
     needs_embeddings: bool = False
     uses_lam: bool = False
-    # the paper's λ (DESIGN §1): its CIFAR-10 value up to 10 classes, else its CIFAR-100 value
+    # the paper's λ: its CIFAR-10 value up to 10 classes, else its CIFAR-100 value
     lam_small: float = 0.0
     lam_large: float = 0.0
     baseline: str | None = None
