@@ -556,6 +556,19 @@ class _LPOut:
     iterations: int
 
 
+def _standard_rows(p_cols: np.ndarray) -> sp.csr_matrix:
+    """The C + 1 equality rows over [z (K), p (C), q (C)]: Pᵀz + p − q = ·, 1ᵀz = ·."""
+    k, c = p_cols.shape
+    eye = sp.identity(c, format="csr")
+    return sp.vstack(
+        [
+            sp.hstack([sp.csr_matrix(p_cols.T), eye, -eye]),
+            sp.hstack([sp.csr_matrix(np.ones((1, k))), sp.csr_matrix((1, 2 * c))]),
+        ],
+        format="csr",
+    )
+
+
 def _solve_standard_lp(
     prob: _Problem,
     lam: float,
@@ -574,14 +587,7 @@ def _solve_standard_lp(
     threshold θ = −(dual of the budget row): reduced cost of z_i is −(u_i + P_i y − θ).
     """
     k, c = cols.shape[0], prob.c
-    eye = sp.identity(c, format="csr")
-    a_eq = sp.vstack(
-        [
-            sp.hstack([sp.csr_matrix(prob.P[cols].T), eye, -eye]),
-            sp.hstack([sp.csr_matrix(np.ones((1, k))), sp.csr_matrix((1, 2 * c))]),
-        ],
-        format="csr",
-    )
+    a_eq = _standard_rows(prob.P[cols])
     cost = np.concatenate([-prob.u[cols], np.full(2 * c, lam)])
     bounds = np.zeros((k + 2 * c, 2))
     bounds[:k, 1] = prob.upper[cols]
@@ -1102,15 +1108,7 @@ def _branch_and_bound(
     first, groups = _row_groups(prob.u[cols], prob.P[cols])
     k, c = first.shape[0], prob.c
     cap = np.bincount(groups, weights=prob.upper[cols], minlength=k)
-    pg = prob.P[cols[first]]
-    eye = sp.identity(c, format="csr")
-    a_eq = sp.vstack(
-        [
-            sp.hstack([sp.csr_matrix(pg.T), eye, -eye]),
-            sp.hstack([sp.csr_matrix(np.ones((1, k))), sp.csr_matrix((1, 2 * c))]),
-        ],
-        format="csr",
-    )
+    a_eq = _standard_rows(prob.P[cols[first]])
     rhs = np.append(prob.omega - _weighted_counts(prob.P, rest), prob.b - rest.sum())
     res = milp(
         np.concatenate([-prob.u[cols[first]], np.full(2 * c, lam)]),
