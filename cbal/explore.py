@@ -9,7 +9,7 @@ module answers "what would this cycle have picked at another λ?":
 - :func:`reselect` re-runs the selection at one λ (the run's own by default) and returns a
   :class:`Reselection`: picks, predicted and true class histograms, L1 scores, informativeness,
   overlap with the run's actual picks, solver diagnostics and the dual for a warm start;
-- :func:`lambda_path` does it for a grid of λ with warm starts (:func:`balance.solve_path`) and
+- :func:`lambda_path` does it for a grid of λ (:func:`balance.solve_path`) and
   returns a :class:`LambdaPath` whose :meth:`LambdaPath.rows` is a tidy table.
 
 Pure numpy: no torch, no plotting, no UI; results are plain dataclasses and dicts.
@@ -776,7 +776,7 @@ def lambda_path(
 ) -> LambdaPath:
     """Re-select cycle ``ca`` at every λ of ``lams`` (default :data:`DEFAULT_LAMS`).
 
-    The CB problem is solved along the path with warm starts (:func:`balance.solve_path`);
+    The CB problem is solved at every λ of the path (:func:`balance.solve_path`);
     KCenterGreedy-CB re-runs the greedy per λ (see :func:`estimate_seconds` first). A strategy
     without λ (random, coreset, entropy-pl) has no path: pass ``strategy="entropy-cb"``.
     """

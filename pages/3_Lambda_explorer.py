@@ -250,7 +250,7 @@ def trade_off(
     path = lambda_path(root, run_id, cycle, problem, method)
     stem = f"{run_id}_{problem}_cycle{cycle}_lambda_tradeoff"
     ui.chart(plots.lambda_tradeoff(path), plots.lambda_tradeoff_tidy(path), "lx-path", stem)
-    how = "warm started along the path" if path.mode == "cb" else "the greedy re-run per λ"
+    how = "the CB problem solved per λ" if path.mode == "cb" else "the greedy re-run per λ"
     st.caption(
         f"{len(path.points)} values of λ (0, 0.01 … 1000 log-spaced, and the run's own, "
         f"dotted) in {path.total_time:.1f} s, {how}. Balance is bought with informativeness: "
