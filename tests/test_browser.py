@@ -52,9 +52,14 @@ def _free_port() -> int:
 
 def _until(what: str, check: Callable[[], object], timeout: float, poll: float = 0.25) -> object:
     """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        result = check()
+        try:
+            result = check()
+        except StaleElementReferenceException:  # Streamlit redrew the element: look again
+            result = None
         if result:
             return result
         time.sleep(poll)

@@ -268,7 +268,11 @@ def test_delete_of_a_foreground_run_cancels_it_and_waits(store):
     cmd = [sys.executable, "-m", "cbal", "--cache-dir", str(store.root), "run", "--preset"]
     cmd += ["digits", "--device", "cpu", "--epochs", "400", "--lr-milestones", "300"]
     fg = subprocess.Popen(  # not a session leader: the old killpg missed it
-        cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True
+        cmd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # the cancel line goes to stderr
+        text=True,
     )
     try:
         deadline = time.time() + 120
