@@ -182,26 +182,21 @@ Shortfall = tuple[int, int, float]  # (class, images of it left in the pool, Ω_
 
 
 def balance_limits(store: Store, run_id: str) -> dict[int, list[Shortfall]]:
-    """Per selecting cycle, the classes whose pool holds fewer images than Ω asks for.
+    """Per selecting cycle, the classes whose pool held fewer images than the cycle's Ω.
 
     Where there are any, no batch can balance the labeled set: ‖Ω − Pᵀz‖₁ cannot reach 0 and
-    a larger λ changes less. Computed from the cycle records and the first cycle's pool labels
-    (the pool only loses the images each cycle selects); NoPoolArrays without saved arrays.
+    a larger λ changes less. Read from each cycle record's ``exhausted_classes``,
+    ``pool_counts`` and ``omega`` (the loop records them); a record from before cbal recorded
+    them counts as not exhausted.
     """
-    budget = store.load_config(run_id).budget
-    records = [r for r in store.read_cycles(run_id) if r.get("selected_counts") is not None]
-    if not records:
-        return {}
-    first = load_cycle(store, run_id, int(records[0]["cycle"]))
-    pool_before = np.bincount(first.pool_labels, minlength=first.num_classes)
-    labeled_before = np.asarray(records[0]["labeled_counts"])
-    limits = {}
-    for r in records:
-        labeled = np.asarray(r["labeled_counts"])
-        left = pool_before - (labeled - labeled_before)
-        omega = balance.target_counts(labeled, budget)
-        short = np.flatnonzero(left < omega)
-        limits[int(r["cycle"])] = [(int(c), int(left[c]), float(omega[c])) for c in short]
+    limits: dict[int, list[Shortfall]] = {}
+    for r in store.read_cycles(run_id):
+        if r.get("selected_counts") is None:
+            continue
+        limits[int(r["cycle"])] = [
+            (int(c), int(r["pool_counts"][c]), float(r["omega"][c]))
+            for c in r.get("exhausted_classes") or []
+        ]
     return limits
 
 

@@ -63,11 +63,11 @@ def lambda_path(
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def balance_limits(root: str, run_id: str, n_cycles: int) -> dict[int, list[explore.Shortfall]]:
-    """Per cycle, the classes the pool could not supply as Ω asked ({} without pool arrays);
-    ``n_cycles`` keys the cache to the run's progress."""
+    """Per cycle, the classes the pool could not supply as Ω asked ({} for an unreadable
+    run); ``n_cycles`` keys the cache to the run's progress."""
     try:
         return explore.balance_limits(Store(root), run_id)
-    except (explore.NoPoolArrays, StoreError, ValueError):
+    except (StoreError, ValueError):
         return {}
 
 
