@@ -616,6 +616,32 @@ def test_binary_time_limit_is_reported_with_a_certified_gap():
     assert res.objective <= res.info["lp_round_objective"] + 1e-12
 
 
+def test_binary_work_limit_gives_the_same_selection_every_time(monkeypatch):
+    # a node limit, unlike a time limit, stops the search at the same point on any machine
+    monkeypatch.setattr(balance, "_BINARY_NODES", 1)
+    u, probs, omega, b = _instance(2000, 8, seed=3, budget=100)
+    runs = []
+    for _ in range(2):
+        with pytest.warns(RuntimeWarning, match=r"\(work_limit\) before proving"):
+            runs.append(solve_balanced(u, probs, omega, b, 1.0, method="binary", time_limit=600))
+    assert all(r.status == "work_limit" and not r.optimal for r in runs)
+    assert runs[0].indices.tolist() == runs[1].indices.tolist()
+    assert runs[0].info["lp_bound"] <= runs[0].bound <= runs[0].objective
+
+
+def test_swap_deltas_in_blocks_equal_one_block(monkeypatch):
+    rng = np.random.default_rng(5)
+    p = rng.dirichlet(np.ones(6), size=40)
+    u, resid = rng.random(40), rng.normal(size=6)
+    out, inn = np.arange(0, 40, 2), np.arange(1, 40, 2)
+    whole = balance._best_swap(p, u, resid, out, inn, 0.7)
+    monkeypatch.setattr(balance, "_SWAP_BLOCK", 7)  # one out row per block
+    assert balance._best_swap(p, u, resid, out, inn, 0.7) == whole
+    moved = resid[None, None, :] + p[out][:, None, :] - p[inn][None, :, :]
+    ref = u[out][:, None] - u[inn][None, :] + 0.7 * (np.abs(moved).sum(2) - np.abs(resid).sum())
+    assert whole[0] == pytest.approx(ref.min(), rel=1e-12)
+
+
 @pytest.mark.parametrize("method", ["binary", "lp-round", "highs", "milp"])
 @pytest.mark.parametrize("factor", [1e-8, 1e6])
 def test_scaling_u_and_lam_together_changes_nothing(method, factor):

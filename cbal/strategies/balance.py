@@ -90,9 +90,12 @@ _BINARY_LP_TIME = 60.0
 _BINARY_WINDOW = 64
 _BINARY_MAX_FREE = 5000
 _BINARY_GAP_TOL = 1e-9
-# Share of the binary time limit for the swap search that finds its first incumbent.
-_SWAP_SHARE = 0.25
+# The binary search's work limits, which (unlike a time limit) give the same selection on a
+# busy machine as on an idle one: swap rounds for the first incumbent, branch-and-bound nodes
+# per search, and the elements of one block of swap deltas (32 MiB).
 _SWAP_MAX_ROUNDS = 500
+_BINARY_NODES = 500
+_SWAP_BLOCK = 1 << 22
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,7 +273,8 @@ class BalancedResult:
         A proven lower bound on the LP relaxation's optimum, hence on the binary optimum
         (``milp``: HiGHS's branch-and-bound dual bound, a bound on the binary optimum).
     status : str
-        ``"optimal"``, ``"time_limit"``, ``"optimal_inaccurate"``, ``"failed: <msg>"``; with
+        ``"optimal"``, ``"time_limit"``, ``"work_limit"`` (``binary``: its node and swap limits,
+        reached the same way on every machine), ``"optimal_inaccurate"``, ``"failed: <msg>"``; with
         ``"; fell back to lp rounding"`` appended when the fallback was used.
     optimal : bool
         The solver proved optimality of the problem it was asked (LP or binary).
@@ -1098,10 +1102,16 @@ def _spread(zg: np.ndarray, groups: np.ndarray, upper: np.ndarray) -> np.ndarray
 
 
 def _branch_and_bound(
-    prob: _Problem, lam: float, cols: np.ndarray, base: np.ndarray, time_limit: float
+    prob: _Problem,
+    lam: float,
+    cols: np.ndarray,
+    base: np.ndarray,
+    time_limit: float,
+    node_limit: int | None = None,
 ) -> _BranchOut:
     """The binary problem over the columns ``cols`` with the others held at ``base``
-    (HiGHS branch-and-bound, identical rows among ``cols`` as one integer column)."""
+    (HiGHS branch-and-bound, identical rows among ``cols`` as one integer column), stopped
+    after ``node_limit`` nodes (status ``"work_limit"``) or ``time_limit`` seconds."""
     rest = base.copy()
     rest[cols] = 0.0
     const = -float(prob.u @ rest)
@@ -1110,16 +1120,28 @@ def _branch_and_bound(
     cap = np.bincount(groups, weights=prob.upper[cols], minlength=k)
     a_eq = _standard_rows(prob.P[cols[first]])
     rhs = np.append(prob.omega - _weighted_counts(prob.P, rest), prob.b - rest.sum())
+    options: dict[str, Any] = {"time_limit": float(max(time_limit, 1e-3)), "mip_rel_gap": 1e-9}
+    if node_limit is not None:
+        options["node_limit"] = int(node_limit)
     res = milp(
         np.concatenate([-prob.u[cols[first]], np.full(2 * c, lam)]),
         constraints=LinearConstraint(a_eq, rhs, rhs),
         integrality=np.concatenate([np.ones(k), np.zeros(2 * c)]),
         bounds=Bounds(np.zeros(k + 2 * c), np.concatenate([cap, np.full(2 * c, np.inf)])),
-        options={"time_limit": float(max(time_limit, 1e-3)), "mip_rel_gap": 1e-9, "disp": False},
+        options={**options, "disp": False},
     )
-    msg = str(res.message)
+    msg = str(res.message).lower()
     optimal = res.status == 0
-    status = "optimal" if optimal else ("time_limit" if "time" in msg.lower() else msg)
+    nodes_out = node_limit is not None and int(getattr(res, "mip_node_count", 0)) >= node_limit
+    status = (
+        "optimal"
+        if optimal
+        else "work_limit"
+        if nodes_out
+        else "time_limit"
+        if "time" in msg
+        else msg
+    )
     dual = getattr(res, "mip_dual_bound", None)
     bound = float(dual) + const if dual is not None and np.isfinite(dual) else -np.inf
     if res.x is None:
@@ -1156,32 +1178,46 @@ def _round_lp(prob: _Problem, z: np.ndarray) -> np.ndarray:
     return base
 
 
+def _best_swap(
+    p: np.ndarray, u: np.ndarray, resid: np.ndarray, out: np.ndarray, inn: np.ndarray, lam: float
+) -> tuple[float, int, int]:
+    """The objective change of the best move of one unit from an ``out`` item to an ``inn``
+    item, and the two; computed in blocks of ``out`` rows to bound memory."""
+    base = np.abs(resid).sum()
+    p_in, u_in = p[inn], u[inn]
+    rows = max(1, _SWAP_BLOCK // max(1, inn.size * p.shape[1]))
+    best = (np.inf, -1, -1)
+    for a in range(0, out.size, rows):
+        o = out[a : a + rows]
+        moved = resid[None, None, :] + p[o][:, None, :] - p_in[None, :, :]
+        delta = u[o][:, None] - u_in[None, :] + lam * (np.abs(moved).sum(axis=2) - base)
+        i, j = np.unravel_index(int(np.argmin(delta)), delta.shape)
+        if delta[i, j] < best[0]:
+            best = (float(delta[i, j]), int(o[i]), int(inn[j]))
+    return best
+
+
 def _swap_search(
     prob: _Problem, lam: float, z: np.ndarray, cand: np.ndarray, t_end: float
 ) -> np.ndarray:
     """Best-improvement swaps (one unit out, one in) among the items ``cand``, until none
-    improves the objective or time runs out: a fast, good incumbent for the exact search."""
+    improves the objective, after ``_SWAP_MAX_ROUNDS`` or at ``t_end``: a fast, good incumbent
+    for the exact search."""
     z = z.copy()
     p, u = prob.P[cand], prob.u[cand]
     resid = prob.omega - _weighted_counts(prob.P, z)
     for _ in range(_SWAP_MAX_ROUNDS):
-        if time.perf_counter() >= t_end:
-            break
         zc = z[cand]
         out = np.flatnonzero(zc >= 1.0)
         inn = np.flatnonzero(zc <= prob.upper[cand] - 1.0)
-        if out.size == 0 or inn.size == 0:
+        if out.size == 0 or inn.size == 0 or time.perf_counter() >= t_end:
             break
-        base = np.abs(resid).sum()
-        # objective change of moving a unit from each `out` item to each `inn` item
-        moved = resid[None, None, :] + p[out][:, None, :] - p[inn][None, :, :]
-        delta = u[out][:, None] - u[inn][None, :] + lam * (np.abs(moved).sum(axis=2) - base)
-        i, j = np.unravel_index(int(np.argmin(delta)), delta.shape)
-        if not delta[i, j] < -_BINARY_GAP_TOL * (1.0 + abs(base)):
+        delta, i, j = _best_swap(p, u, resid, out, inn, lam)
+        if not delta < -_BINARY_GAP_TOL * (1.0 + np.abs(resid).sum()):
             break
-        z[cand[out[i]]] -= 1.0
-        z[cand[inn[j]]] += 1.0
-        resid += p[out[i]] - p[inn[j]]
+        z[cand[i]] -= 1.0
+        z[cand[j]] += 1.0
+        resid += p[i] - p[j]
     return z
 
 
@@ -1218,15 +1254,17 @@ def _run_binary(
     k = min(prob.n, max(_BINARY_WINDOW, 4 * (prob.c + 1)))
     near = np.argpartition(r, k - 1)[:k] if k < prob.n else np.arange(prob.n)
     window = np.union1d(near, np.flatnonzero(top != lp_round))
-    best = _swap_search(prob, lam, lp_round, window, t_start + _SWAP_SHARE * time_limit)
+    t_end = t_start + time_limit
+    best = _swap_search(prob, lam, lp_round, window, t_end)
     ub = prob.value(lam, best)
     tol = _BINARY_GAP_TOL * max(1.0, abs(ub))
     bound, searched, proven = lb, window, False
     for attempt in range(2):
-        left = time_limit - (time.perf_counter() - t_start)
-        if left <= 0:
+        if time.perf_counter() >= t_end:
             break
-        out = _branch_and_bound(prob, lam, searched, top, left)
+        out = _branch_and_bound(
+            prob, lam, searched, top, t_end - time.perf_counter(), _BINARY_NODES
+        )
         if out.z is not None and prob.value(lam, out.z) < ub:
             best, ub = out.z, prob.value(lam, out.z)
         bound = max(bound, _cover_bound(lb, r, searched, out))
@@ -1234,22 +1272,24 @@ def _run_binary(
         covered = bool(np.isin(free, searched).all())
         # HiGHS's own proof (to its absolute gap) counts when no free item was left out
         proven = ub - bound <= tol or (out.optimal and covered)
-        if proven or attempt or covered:
+        # then every free item, when a search can take them all (no proof is possible else)
+        if proven or attempt or covered or free.size > _BINARY_MAX_FREE:
             break
-        # then every free item, or as many of the nearest to θ as a search can take
-        if free.size > _BINARY_MAX_FREE:
-            free = np.argpartition(r, _BINARY_MAX_FREE - 1)[:_BINARY_MAX_FREE]
         searched = free
     info.update(
         free_items=int(np.count_nonzero(r <= ub - lb + tol)),
         searched_items=int(searched.shape[0]),
         t_search=time.perf_counter() - t_start,
     )
-    status = "optimal" if proven else "time_limit"
+    # the work limits stop the search the same way on every machine; the time limit does not
+    status = (
+        "optimal" if proven else "time_limit" if info["t_search"] >= time_limit else "work_limit"
+    )
     if not proven:
         warnings.warn(
-            f"CB binary search stopped before proving optimality ({info['free_items']} free "
-            "items); returning the best selection found with its certified gap",
+            f"CB binary search stopped ({status}) before proving optimality "
+            f"({info['free_items']} free items); returning the best selection found with its "
+            "certified gap",
             RuntimeWarning,
             stacklevel=4,
         )
