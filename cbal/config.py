@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import reprlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -395,11 +396,30 @@ def describe_network(cfg: RunConfig) -> str:
     return f"{_MODEL_NAMES[cfg.model]}, {head}; {mc}"
 
 
-def effective_lam(cfg: RunConfig, num_classes: int) -> float:
-    """λ used by the run: the configured one, else the paper's default for this class count."""
+def run_lam(
+    cfg: RunConfig, num_classes: int | None = None, cycles: Sequence[Mapping[str, Any]] = ()
+) -> float | None:
+    """The λ a run uses, the one answer every view gives: None for a strategy without λ; the
+    recorded λ once a cycle is on disk; else the configured one; else the paper's default for
+    ``num_classes`` (given, or known from the dataset's name); None while that is unknown."""
     from cbal.strategies import STRATEGIES
 
     strategy = STRATEGIES[cfg.strategy]
     if not strategy.uses_lam:
-        return 0.0
-    return cfg.lam if cfg.lam is not None else strategy.default_lam(num_classes)
+        return None
+    if cycles and cycles[0].get("lam") is not None:
+        return float(cycles[0]["lam"])
+    if cfg.lam is not None:
+        return cfg.lam
+    classes = num_classes or KNOWN_CLASSES.get(cfg.dataset)
+    return strategy.default_lam(classes) if classes else None
+
+
+def lam_text(cfg: RunConfig, cycles: Sequence[Mapping[str, Any]] = ()) -> str:
+    """:func:`run_lam` as a table shows it: "–" without λ, "default" while not yet known."""
+    from cbal.strategies import STRATEGIES
+
+    lam = run_lam(cfg, cycles=cycles)
+    if lam is not None:
+        return f"{lam:g}"
+    return "default" if STRATEGIES[cfg.strategy].uses_lam else "–"

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from cbal import data, process
-from cbal.config import MIN_IMAGE_SIZE, ConfigError, RunConfig, effective_lam
+from cbal.config import MIN_IMAGE_SIZE, ConfigError, RunConfig, run_lam
 from cbal.store import DamagedRun, Store, StoreError, fault_point
 from cbal.strategies import STRATEGIES, SelectionContext, kcenter_features
 from cbal.strategies.balance import class_counts, l1_score
@@ -95,7 +95,7 @@ def prepare(cfg: RunConfig, dataset: data.Dataset | None = None) -> Prepared:
             f"budget × cycles ≤ {n_pool}, the size of this pool "
             f"(budget={cfg.budget}, cycles={cfg.cycles}, IF={cfg.imbalance_factor})",
         )
-    return Prepared(cfg, ds, pool, effective_lam(cfg, ds.num_classes))
+    return Prepared(cfg, ds, pool, run_lam(cfg, ds.num_classes) or 0.0)
 
 
 def _check_dataset(cfg: RunConfig, ds: data.Dataset) -> None:

@@ -11,7 +11,7 @@ import streamlit as st
 
 from cbal import explore, plots, ui
 from cbal.store import RunInfo, Store, StoreError
-from cbal.strategies import STRATEGIES
+from cbal.strategies import STRATEGIES, cb_variant
 from cbal.strategies.balance import METHODS
 
 # the slider's stops: 0, then 10 per decade from 0.01 to 1000 (rounded for display)
@@ -25,8 +25,7 @@ def selecting(info: RunInfo) -> list[int]:
 def problems(strategy: str) -> list[str]:
     """What the slider re-solves on a run's arrays: its own CB problem (a baseline's CB
     variant), else its own selection for comparison; and Entropy-CB, which any run admits."""
-    own = strategy if STRATEGIES[strategy].uses_lam else f"{strategy}-cb"
-    return list(dict.fromkeys([own if own in STRATEGIES else strategy, "entropy-cb"]))
+    return list(dict.fromkeys([cb_variant(strategy) or strategy, "entropy-cb"]))
 
 
 def nearest(options: list[float], lam: float) -> float:
@@ -187,9 +186,7 @@ def at_lambda(
         )
         lam = None
     else:
-        same = problem in (ca.strategy, f"{ca.strategy}-cb")
-        start = ca.lam if same else STRATEGIES[problem].default_lam(ca.num_classes)
-        lam = lam_controls(f"lx-lam-{run_id}-{cycle}-{problem}", start)
+        lam = lam_controls(f"lx-lam-{run_id}-{cycle}-{problem}", explore.start_lam(ca, problem))
     estimate = explore.estimate_seconds(ca, problem, lam)
     if STRATEGIES[problem].needs_embeddings:
         st.caption(

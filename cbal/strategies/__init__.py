@@ -7,6 +7,7 @@ without a network and re-runnable on saved arrays (the λ explorer).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,8 +60,34 @@ class Selection:
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
+# Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision
+# deficiencies. Each balanced (-CB) variant takes a darker shade of its baseline's colour.
+OKABE_ITO = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky blue": "#56B4E9",
+    "bluish green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish purple": "#CC79A7",
+    "grey": "#999999",
+}
+# colours and markers handed to registered strategies that bring none, in registration order
+_PLUGIN_COLORS = ("#882255", "#44AA99", "#999933", "#AA4499", "#117733", "#332288", "#DDCC77")
+_PLUGIN_MARKERS = ("cross", "pentagon", "hexagon", "star-diamond", "hourglass", "bowtie")
+
+
 @dataclass(frozen=True)
 class Strategy:
+    """A strategy and everything cbal knows about it: what it needs, its λ, how it is drawn.
+
+    ``score`` names the informativeness u it ranks by (a key of :data:`SCORES`), ``problem``
+    what the λ explorer re-solves at another λ (``"cb"``: the balanced LP on u and P,
+    ``"kcenter"``: KCenterGreedy-CB on the saved embeddings), ``baseline`` the strategy a CB
+    variant adds the balancing term to.
+    """
+
     name: str
     label: str
     select: Callable[[SelectionContext, int], Selection]
@@ -73,9 +100,34 @@ class Strategy:
     lam_small: float = 0.0
     lam_large: float = 0.0
     baseline: str | None = None
+    score: str | None = None
+    problem: str | None = None
+    color: str = "#7F7F7F"
+    marker: str = "circle"
+    dash: str = "dash"  # solid: a balancing method, dash: a baseline, dot: random
+    plugin: bool = False
 
     def default_lam(self, num_classes: int) -> float:
         return self.lam_small if num_classes <= 10 else self.lam_large
+
+
+@dataclass(frozen=True)
+class Score:
+    """An informativeness u: ``fn(probs)`` (N, C) → (N,), or ``fn(mc_probs)`` (T, N, C) → (N,)
+    with ``needs_mc``; higher is picked first."""
+
+    name: str
+    label: str
+    fn: Callable[[np.ndarray], np.ndarray]
+    needs_mc: bool = False
+
+    def of(self, ctx: SelectionContext) -> np.ndarray:
+        source = ctx.require("mc_probs") if self.needs_mc else ctx.probs
+        return np.asarray(self.fn(source), dtype=np.float64)
+
+    def probs(self, ctx: SelectionContext) -> np.ndarray:
+        """The P of the balancing term: the mean MC softmax for an MC score, else ``probs``."""
+        return _mc_mean(ctx) if self.needs_mc else ctx.probs
 
 
 def _random(ctx: SelectionContext, budget: int) -> Selection:
@@ -83,31 +135,23 @@ def _random(ctx: SelectionContext, budget: int) -> Selection:
     return Selection(indices=ctx.rng.choice(n, size=budget, replace=False).astype(np.int64))
 
 
-def _top(score_fn: Callable[[SelectionContext], np.ndarray]) -> Callable[..., Selection]:
+def top_b(score: Score) -> Callable[[SelectionContext, int], Selection]:
+    """The plain strategy of a score: the ``budget`` highest u."""
+
     def select(ctx: SelectionContext, budget: int) -> Selection:
-        u = score_fn(ctx)
+        u = score.of(ctx)
         return Selection(indices=scores.top_k(u, budget), scores=u)
 
     return select
 
 
-def _entropy_u(ctx: SelectionContext) -> np.ndarray:
-    return scores.entropy(ctx.probs)
-
-
-def _bald_u(ctx: SelectionContext) -> np.ndarray:
-    return scores.bald(ctx.require("mc_probs"))
-
-
-def _balanced(
-    score_fn: Callable[[SelectionContext], np.ndarray],
-    probs_fn: Callable[[SelectionContext], np.ndarray],
-) -> Callable[..., Selection]:
-    """Entropy-CB / BALD-CB: the paper's Eq. 3 with u from ``score_fn`` and P from ``probs_fn``."""
+def class_balanced(score: Score) -> Callable[[SelectionContext, int], Selection]:
+    """The CB variant of any score: the paper's Eq. 3, max Σ u·z − λ‖Ω − Pᵀz‖₁ over batches z,
+    with u from ``score`` and P its :meth:`Score.probs` (Entropy-CB and BALD-CB are two)."""
 
     def select(ctx: SelectionContext, budget: int) -> Selection:
-        u = score_fn(ctx)
-        p = probs_fn(ctx)
+        u = score.of(ctx)
+        p = score.probs(ctx)
         omega = ctx.omega(budget)
         result = balance.solve_balanced(
             u, p, omega, budget, ctx.lam, method=ctx.solver, time_limit=ctx.time_limit
@@ -229,48 +273,109 @@ def _quota_picks(
 
 
 _PAPER = "Bengar et al., WACV 2022"
-STRATEGIES: dict[str, Strategy] = {
-    s.name: s
-    for s in [
-        Strategy("random", "Random", _random, "uniform sample of the pool", "baseline"),
+_NAME = re.compile(r"^[a-z][a-z0-9_]*(-[a-z0-9_]+)*$")
+
+SCORES: dict[str, Score] = {}
+STRATEGIES: dict[str, Strategy] = {}
+
+
+class StrategyError(RuntimeError):
+    """A strategy raised or returned a selection that cannot be a batch of the pool."""
+
+
+def _darker(color: str) -> str:
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return "#" + "".join(f"{int(v * 0.55):02X}" for v in (r, g, b))
+
+
+def _add(strategy: Strategy) -> Strategy:
+    if not _NAME.match(strategy.name):
+        raise ValueError(
+            f"strategy name {strategy.name!r} is not allowed: expected lowercase letters, "
+            "digits and '_', words joined by '-' (e.g. 'my-score')"
+        )
+    if strategy.name in STRATEGIES:
+        raise ValueError(f"strategy {strategy.name!r} is already registered")
+    if strategy.baseline is not None and strategy.baseline not in STRATEGIES:
+        raise ValueError(f"baseline={strategy.baseline!r} of {strategy.name!r} is not registered")
+    STRATEGIES[strategy.name] = strategy
+    return strategy
+
+
+def _score_pair(
+    score: Score,
+    descriptions: tuple[str, str],
+    references: tuple[str, str],
+    looks: tuple[str, str, str],
+    lam: tuple[float, float],
+    plugin: bool = False,
+) -> None:
+    """Register ``score``'s plain top-b strategy and its CB variant ``<name>-cb``."""
+    color, cb_color, marker = looks
+    common = dict(needs_mc=score.needs_mc, score=score.name, marker=marker, plugin=plugin)
+    SCORES[score.name] = score
+    _add(
         Strategy(
-            "entropy",
-            "Entropy",
-            _top(_entropy_u),
-            "top-b predictive entropy",
-            "Shannon entropy sampling",
-        ),
+            score.name,
+            score.label,
+            top_b(score),
+            descriptions[0],
+            references[0],
+            color=color,
+            **common,  # type: ignore[arg-type]
+        )
+    )
+    _add(
         Strategy(
-            "entropy-cb",
-            "Entropy-CB",
-            _balanced(_entropy_u, lambda ctx: ctx.probs),
-            "entropy minus λ·‖Ω − Pᵀz‖₁, LP relaxation solved exactly",
-            _PAPER,
+            f"{score.name}-cb",
+            f"{score.label}-CB",
+            class_balanced(score),
+            descriptions[1],
+            references[1],
             uses_lam=True,
-            lam_small=0.6,
-            lam_large=2.0,
-            baseline="entropy",
-        ),
+            lam_small=lam[0],
+            lam_large=lam[1],
+            baseline=score.name,
+            problem="cb",
+            color=cb_color,
+            dash="solid",
+            **common,  # type: ignore[arg-type]
+        )
+    )
+
+
+def _builtins() -> None:
+    o = OKABE_ITO
+    _add(
         Strategy(
-            "bald",
-            "BALD",
-            _top(_bald_u),
+            "random",
+            "Random",
+            _random,
+            "uniform sample of the pool",
+            "baseline",
+            color=o["grey"],
+            marker="circle-open",
+            dash="dot",
+        )
+    )
+    _score_pair(
+        Score("entropy", "Entropy", scores.entropy),
+        ("top-b predictive entropy", "entropy minus λ·‖Ω − Pᵀz‖₁, LP relaxation solved exactly"),
+        ("Shannon entropy sampling", _PAPER),
+        (o["sky blue"], o["blue"], "circle"),
+        (0.6, 2.0),
+    )
+    _score_pair(
+        Score("bald", "BALD", scores.bald, needs_mc=True),
+        (
             "top-b mutual information over MC-dropout passes",
-            "Gal et al., ICML 2017",
-            needs_mc=True,
-        ),
-        Strategy(
-            "bald-cb",
-            "BALD-CB",
-            _balanced(_bald_u, _mc_mean),
             "BALD scores in the Entropy-CB problem, P = mean MC softmax",
-            _PAPER,
-            needs_mc=True,
-            uses_lam=True,
-            lam_small=0.6,
-            lam_large=2.0,
-            baseline="bald",
         ),
+        ("Gal et al., ICML 2017", _PAPER),
+        (o["orange"], o["vermillion"], "diamond"),
+        (0.6, 2.0),
+    )
+    _add(
         Strategy(
             "kcenter",
             "KCenterGreedy",
@@ -278,7 +383,11 @@ STRATEGIES: dict[str, Strategy] = {
             "greedy k-center on penultimate features",
             "Sener & Savarese, ICLR 2018",
             needs_embeddings=True,
-        ),
+            color=o["bluish green"],
+            marker="square",
+        )
+    )
+    _add(
         Strategy(
             "kcenter-cb",
             "KCenterGreedy-CB",
@@ -290,7 +399,13 @@ STRATEGIES: dict[str, Strategy] = {
             lam_small=5.0,
             lam_large=50.0,
             baseline="kcenter",
-        ),
+            problem="kcenter",
+            color="#005F45",
+            marker="square",
+            dash="solid",
+        )
+    )
+    _add(
         Strategy(
             "coreset",
             "CoreSet",
@@ -298,16 +413,26 @@ STRATEGIES: dict[str, Strategy] = {
             "robust k-center MIP (HiGHS, time-limited), started from the greedy",
             "Sener & Savarese, ICLR 2018",
             needs_embeddings=True,
-        ),
+            color=o["black"],
+            marker="triangle-up",
+        )
+    )
+    _add(
         Strategy(
             "entropy-pl",
             "Entropy L1 Pseudo Label",
             _entropy_pl,
             "per-class quotas from Ω over pseudo labels, highest entropy within each",
             _PAPER,
-        ),
-    ]
-}
+            score="entropy",
+            color=o["reddish purple"],
+            marker="x",
+            dash="solid",
+        )
+    )
+
+
+_builtins()
 
 
 def get(name: str) -> Strategy:
@@ -315,3 +440,10 @@ def get(name: str) -> Strategy:
     if name not in STRATEGIES:
         raise ValueError(f"strategy={name!r} is unknown: expected one of {', '.join(STRATEGIES)}")
     return STRATEGIES[name]
+
+
+def cb_variant(name: str) -> str | None:
+    """The strategy with ``name``'s λ: itself when it has one, else its CB variant (or None)."""
+    if STRATEGIES[name].uses_lam:
+        return name
+    return next((s.name for s in STRATEGIES.values() if s.baseline == name), None)
