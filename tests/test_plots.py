@@ -127,13 +127,17 @@ def test_colours_are_fixed_okabe_ito_and_shared_by_every_figure():
     colors = {n: plots.strategy_color(n) for n in STRATEGIES}
     assert len(set(colors.values())) == len(STRATEGIES)
     outside = {n for n, c in colors.items() if c not in plots.OKABE_ITO.values()}
-    assert outside == {"kcenter-cb"}  # a shade of bluish green
+    # the paper's nine in Okabe–Ito but for a shade of bluish green; margin and
+    # least-confidence beyond the palette's nine colours
+    assert outside == {"kcenter-cb", "margin-cb", "leastconf", "leastconf-cb"}
     # every CB variant: its baseline's hue family (within 40°), darker, solid vs dashed
     pairs = [(n, s.baseline) for n, s in STRATEGIES.items() if s.baseline]
     assert sorted(pairs) == [
         ("bald-cb", "bald"),
         ("entropy-cb", "entropy"),
         ("kcenter-cb", "kcenter"),
+        ("leastconf-cb", "leastconf"),
+        ("margin-cb", "margin"),
     ]
     for cb, base in pairs:
         (h_cb, l_cb), (h_base, l_base) = (

@@ -8,6 +8,7 @@ without a network and re-runnable on saved arrays (the λ explorer).
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -431,6 +432,25 @@ def _builtins() -> None:
         )
     )
 
+    # beyond the paper: two more classical scores, each with its generated CB variant
+    _score_pair(
+        Score("margin", "Margin", scores.margin),
+        (
+            "top-b smallest gap between the two most probable classes",
+            "margin scores in the Entropy-CB problem",
+        ),
+        ("Scheffer et al., IDA 2001", _PAPER),
+        (o["yellow"], "#847D24", "triangle-down"),
+        (0.6, 2.0),
+    )
+    _score_pair(
+        Score("leastconf", "LeastConf", scores.least_confidence),
+        ("top-b lowest top-class probability", "least-confidence scores in the Entropy-CB problem"),
+        ("Lewis & Gale, SIGIR 1994", _PAPER),
+        ("#B3A2D6", "#5E3C99", "star"),
+        (0.6, 2.0),
+    )
+
 
 _builtins()
 
@@ -447,3 +467,176 @@ def cb_variant(name: str) -> str | None:
     if STRATEGIES[name].uses_lam:
         return name
     return next((s.name for s in STRATEGIES.values() if s.baseline == name), None)
+
+
+def _plugin_look(color: str | None, marker: str | None) -> tuple[str, str]:
+    k = sum(s.plugin for s in STRATEGIES.values())
+    return (
+        color or _PLUGIN_COLORS[k % len(_PLUGIN_COLORS)],
+        marker or _PLUGIN_MARKERS[k % len(_PLUGIN_MARKERS)],
+    )
+
+
+def register_strategy(
+    name: str,
+    select: Callable[[SelectionContext, int], Selection | np.ndarray],
+    *,
+    uses_lam: bool = False,
+    needs_mc: bool = False,
+    needs_embeddings: bool = False,
+    baseline: str | None = None,
+    description: str = "a registered strategy",
+    label: str | None = None,
+    reference: str = "plug-in",
+    lam_small: float = 0.0,
+    lam_large: float = 0.0,
+    color: str | None = None,
+    marker: str | None = None,
+) -> Strategy:
+    """Add a strategy to cbal: ``select(ctx, budget)`` returns ``budget`` distinct pool
+    positions (an array, or a :class:`Selection`). It then appears wherever strategies are
+    listed (``cbal run --strategy``, the Launch form, sweeps, figures and exports).
+
+    ``uses_lam``: it reads ``ctx.lam`` (with the defaults ``lam_small`` up to 10 classes, else
+    ``lam_large``); ``needs_mc``: ``ctx.mc_probs`` is computed; ``needs_embeddings``:
+    ``ctx.embeddings`` and ``ctx.labeled_embeddings`` are. Without ``color``/``marker`` it gets
+    the next free ones of the plug-in palette.
+    """
+    if not callable(select):
+        raise TypeError(f"select of strategy {name!r} must be callable, got {type(select)}")
+    color, marker = _plugin_look(color, marker)
+    return _add(
+        Strategy(
+            name,
+            label or name,
+            _as_selection(select),
+            description,
+            reference,
+            needs_mc=needs_mc,
+            needs_embeddings=needs_embeddings,
+            uses_lam=uses_lam,
+            lam_small=lam_small,
+            lam_large=lam_large,
+            baseline=baseline,
+            color=color,
+            marker=marker,
+            dash="solid" if uses_lam else "dash",
+            plugin=True,
+        )
+    )
+
+
+def register_score(
+    name: str,
+    score_fn: Callable[[np.ndarray], np.ndarray],
+    *,
+    needs_mc: bool = False,
+    label: str | None = None,
+    description: str | None = None,
+    reference: str = "plug-in",
+    lam_small: float = 0.6,
+    lam_large: float = 2.0,
+    color: str | None = None,
+    marker: str | None = None,
+) -> tuple[Strategy, Strategy]:
+    """Add an informativeness score: ``score_fn(probs)`` maps the pool's (N, C) softmax (with
+    ``needs_mc``: the (T, N, C) MC softmax) to u of shape (N,), higher picked first. Registers
+    ``name`` (the top-b of u) and ``name-cb``, its class-balanced variant (the paper's problem
+    with this u; λ defaults as Entropy-CB's), re-solvable at any λ in the λ explorer."""
+    if not callable(score_fn):
+        raise TypeError(f"score_fn of score {name!r} must be callable, got {type(score_fn)}")
+    for taken in (name, f"{name}-cb"):
+        if taken in STRATEGIES:
+            raise ValueError(f"strategy {taken!r} is already registered")
+    color, marker = _plugin_look(color, marker)
+    text = description or f"top-b {name} scores"
+    _score_pair(
+        Score(name, label or name, _checked_score(name, score_fn), needs_mc),
+        (text, f"{text} in the Entropy-CB problem"),
+        (reference, _PAPER),
+        (color, _darker(color), marker),
+        (lam_small, lam_large),
+        plugin=True,
+    )
+    return STRATEGIES[name], STRATEGIES[f"{name}-cb"]
+
+
+def _as_selection(
+    select: Callable[[SelectionContext, int], Selection | np.ndarray],
+) -> Callable[[SelectionContext, int], Selection]:
+    def wrapped(ctx: SelectionContext, budget: int) -> Selection:
+        out = select(ctx, budget)
+        return out if isinstance(out, Selection) else Selection(indices=np.asarray(out))
+
+    return wrapped
+
+
+def _checked_score(
+    name: str, fn: Callable[[np.ndarray], np.ndarray]
+) -> Callable[[np.ndarray], np.ndarray]:
+    def score(probs: np.ndarray) -> np.ndarray:
+        u = np.asarray(fn(probs), dtype=np.float64)
+        n = probs.shape[-2]
+        if u.shape != (n,):
+            raise StrategyError(f"score {name!r} returned shape {u.shape}, not ({n},)")
+        if not np.all(np.isfinite(u)):
+            raise StrategyError(f"score {name!r} returned NaN or inf")
+        return u
+
+    return score
+
+
+def select_checked(strategy: Strategy, ctx: SelectionContext, budget: int) -> Selection:
+    """``strategy.select`` with its answer checked: ``budget`` distinct integer positions in
+    the pool. Anything else (or an exception) is a :class:`StrategyError` naming the strategy."""
+    n = ctx.probs.shape[0]
+    try:
+        sel = strategy.select(ctx, budget)
+    except Exception as exc:
+        what = str(exc) if isinstance(exc, StrategyError) else f"raised {type(exc).__name__}: {exc}"
+        raise StrategyError(f"strategy {strategy.name!r} {what}") from exc
+    idx = np.asarray(sel.indices)
+    why = ""
+    if idx.ndim != 1 or not (idx.size == 0 or np.issubdtype(idx.dtype, np.integer)):
+        why = f"an array of dtype {idx.dtype} and shape {idx.shape}, not integer positions"
+    elif idx.size != budget:
+        why = f"{idx.size} indices, not budget={budget}"
+    elif idx.min() < 0 or idx.max() >= n:
+        why = f"indices outside the pool's positions 0..{n - 1}"
+    elif np.unique(idx).size != idx.size:
+        why = f"{idx.size - np.unique(idx).size} duplicate indices"
+    if why:
+        raise StrategyError(f"strategy {strategy.name!r} returned {why}")
+    sel.indices = idx.astype(np.int64)
+    return sel
+
+
+PLUGIN_GROUP = "cbal.strategies"
+plugin_errors: list[str] = []  # entry points that failed to load, each with its error
+
+
+def load_plugins() -> list[str]:
+    """Import every installed plug-in of the ``cbal.strategies`` entry-point group (a module
+    that registers on import, or a callable called once); the names of those loaded. One that
+    fails is kept out and noted in :data:`plugin_errors`: cbal itself still works."""
+    from importlib.metadata import entry_points
+
+    loaded = []
+    for ep in entry_points(group=PLUGIN_GROUP):
+        if ep.name in _loaded_plugins:
+            continue
+        _loaded_plugins.add(ep.name)
+        try:
+            obj = ep.load()
+            if callable(obj):
+                obj()
+        except Exception as exc:  # a broken plug-in must not break cbal
+            plugin_errors.append(f"plug-in {ep.name!r} ({ep.value}): {type(exc).__name__}: {exc}")
+            warnings.warn(f"cbal: {plugin_errors[-1]} (left out)", stacklevel=2)
+            continue
+        loaded.append(ep.name)
+    return loaded
+
+
+_loaded_plugins: set[str] = set()
+load_plugins()
