@@ -345,7 +345,7 @@ def _score_pair(
     )
 
 
-def _builtins() -> None:
+def _paper_scores() -> None:
     o = OKABE_ITO
     _add(
         Strategy(
@@ -376,6 +376,10 @@ def _builtins() -> None:
         (o["orange"], o["vermillion"], "diamond"),
         (0.6, 2.0),
     )
+
+
+def _paper_geometry_and_quotas() -> None:
+    o = OKABE_ITO
     _add(
         Strategy(
             "kcenter",
@@ -432,6 +436,9 @@ def _builtins() -> None:
         )
     )
 
+
+def _more_scores() -> None:
+    o = OKABE_ITO
     # beyond the paper: two more classical scores, each with its generated CB variant
     _score_pair(
         Score("margin", "Margin", scores.margin),
@@ -452,7 +459,8 @@ def _builtins() -> None:
     )
 
 
-_builtins()
+for _register in (_paper_scores, _paper_geometry_and_quotas, _more_scores):  # registry order
+    _register()
 
 
 def get(name: str) -> Strategy:
