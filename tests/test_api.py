@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from streamlit.testing.v1 import AppTest
 from torch import nn
 
 import cbal
-from cbal import explore, ui
+from cbal import explore, runner, ui
+from cbal.cli import main
 from cbal.config import preset
 from cbal.data import DataError, load_digits_dataset
 from cbal.loop import Cancelled, NotReloadable
 from cbal.store import Store
 
+ROOT = Path(__file__).resolve().parent.parent
 SHORT = dict(initial_labeled=40, budget=20, cycles=2, epochs=4, lr_milestones=(3,), device="cpu")
 
 
@@ -46,7 +53,7 @@ def _stop_at_cycle_1(event):
         raise Cancelled("test")
 
 
-def test_images_and_a_custom_model_complete_and_resume(tmp_path):
+def test_images_and_a_custom_model_complete_and_resume(tmp_path, capsys):
     cfg = preset("digits", strategy="entropy-cb", seed=2, **SHORT)
     whole = cbal.run(cfg, dataset=_arrays(), model_fn=Tiny, cache_dir=str(tmp_path / "a"))
     store = Store(tmp_path / "b")
@@ -58,6 +65,11 @@ def test_images_and_a_custom_model_complete_and_resume(tmp_path):
     assert (stored.dataset, stored.model) == ("memory", "custom")
     with pytest.raises(NotReloadable, match="dataset=memory.*pass dataset=.*model_fn="):
         cbal.run(cfg, cache_dir=str(store.root), resume=run_id)
+    with pytest.raises(NotReloadable, match=f"run {run_id} cannot be resumed from its config"):
+        runner.resume(store, run_id)  # the dashboard's Resume says so, and starts nothing
+    assert main(["--cache-dir", str(store.root), "resume", run_id]) == 2
+    assert "cannot be resumed from its config alone" in capsys.readouterr().err
+    assert store.run_info(run_id).state == "cancelled"
     other = {**_arrays(), "y_train": np.roll(_arrays()["y_train"], 1)}
     with pytest.raises(DataError, match="differ from the ones it started with"):
         cbal.run(cfg, other, Tiny, cache_dir=str(store.root), resume=run_id)
@@ -69,7 +81,7 @@ def test_images_and_a_custom_model_complete_and_resume(tmp_path):
         assert (a["accuracy"], a["selected_counts"]) == (b["accuracy"], b["selected_counts"])
 
 
-def test_features_with_a_linear_head_show_in_the_store_and_the_explorer(tmp_path):
+def test_features_with_a_linear_head_show_in_the_store_and_the_explorer(tmp_path, monkeypatch):
     ds = load_digits_dataset()
     feats = {
         "x_train": ds.x_train.reshape(len(ds.x_train), -1) / 16.0,
@@ -88,6 +100,16 @@ def test_features_with_a_linear_head_show_in_the_store_and_the_explorer(tmp_path
     assert ui.runs_table([info])["λ"].tolist() == [0.6]
     own = explore.reselect(explore.load_cycle(store, run_id, 0))
     assert own.same_set and own.u_source == "saved scores (Margin)"
+    # and on the dashboard's Runs page, like any run
+    monkeypatch.setenv("CBAL_CACHE", str(tmp_path))
+    no_gpu = {"python": sys.executable, "cuda": False, "name": None, "torch": "test"}
+    (tmp_path / runner.DEVICE_FILE).write_text(json.dumps(no_gpu))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.switch_page("pages/2_Runs.py").run()
+    at.multiselect(key="runs-chosen").set_value([run_id]).run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert table["strategy"].tolist() == ["margin-cb"] and table["dataset"].tolist() == ["memory"]
 
 
 def test_bad_arrays_fail_before_a_run_folder_exists(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -332,3 +333,18 @@ def test_the_example_plugin_in_the_launch_form(tmp_path, monkeypatch, example_pl
     finally:
         runner.cancel(store, info.run_id)
     assert store.run_info(info.run_id).config.strategy == "ratio-cb"
+
+
+def test_the_readme_example_registers_ratio_and_its_cb_variant(registry, monkeypatch):
+    section = (ROOT / "README.md").read_text().split("## Add your own strategy")[1]
+    (code,) = re.findall(r"```python\n(.*?)\n```", section.split("\n## ")[0], re.S)
+    started = []
+    monkeypatch.setattr(cbal, "run", lambda cfg, **kw: started.append(cfg) or "id", raising=False)
+    exec(code, {})
+    assert [c.strategy for c in started] == ["ratio-cb"]
+    assert STRATEGIES["ratio-cb"].label == "Ratio-CB" and STRATEGIES["ratio-cb"].baseline == "ratio"
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    from cbal_ratio import ratio  # the example package computes the same u
+
+    p = np.random.default_rng(0).dirichlet(np.full(5, 0.5), size=200)
+    np.testing.assert_allclose(SCORES["ratio"].fn(p), ratio(p), rtol=1e-12)
