@@ -451,7 +451,7 @@ def _plan(ca: CycleArrays, strategy: str | None, lam_given: bool) -> tuple[str, 
         raise ValueError(f"strategy={name!r} is unknown: expected one of {', '.join(STRATEGIES)}")
     own = name == ca.strategy
     cb = cb_variant(name)
-    if cb is not None and (STRATEGIES[name].uses_lam or lam_given or not own):
+    if cb is not None and (cb == name or lam_given or not own):
         return cb, str(STRATEGIES[cb].problem)
     if own:
         return name, "run"
@@ -573,7 +573,7 @@ def _notes(ca: CycleArrays, name: str, lam: float | None, mode: str) -> tuple[st
     if mode == "run" and lam is not None:
         out.append(f"{ca.strategy} has no λ: λ={lam:g} ignored, showing the run's own selection")
     cb, own = STRATEGIES[name], STRATEGIES[ca.strategy]
-    if cb.needs_mc and cb.problem == "cb" and not own.uses_lam:
+    if cb.needs_mc and cb.problem == "cb" and not (own.needs_mc and own.problem == "cb"):
         out.append(
             f"P is the eval-mode softmax the {ca.strategy} run saved, not the MC-dropout mean"
         )

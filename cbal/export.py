@@ -336,9 +336,9 @@ def _lambda_candidates(infos: Sequence[RunInfo]) -> list[RunInfo]:
     cb = [
         i
         for i in infos
-        if STRATEGIES[i.config.strategy].uses_lam and i.config.save_pool_arrays and _selecting(i)
+        if STRATEGIES[i.config.strategy].problem and i.config.save_pool_arrays and _selecting(i)
     ]
-    return sorted(cb, key=lambda i: STRATEGIES[i.config.strategy].needs_embeddings)
+    return sorted(cb, key=lambda i: STRATEGIES[i.config.strategy].problem == "kcenter")
 
 
 def _lambda_figure(

@@ -153,8 +153,8 @@ def explorer(root: str, run_id: str, cycle: int, ca: explore.CycleArrays) -> Non
         help="The run's own problem, or Entropy-CB on this cycle's arrays for comparison.",
     )
     method = "lp-round"
-    if STRATEGIES[problem].uses_lam:
-        kcenter = STRATEGIES[problem].needs_embeddings
+    if STRATEGIES[problem].problem:
+        kcenter = STRATEGIES[problem].problem == "kcenter"
         method = st.radio(
             "Solver",
             list(METHODS),
@@ -178,7 +178,7 @@ def at_lambda(
 ) -> bool:
     """λ controls, the re-selection's numbers and histograms; False when it waits for a click.
     A fragment: moving λ reruns this alone, with the cycle's arrays already in memory."""
-    if not STRATEGIES[problem].uses_lam:
+    if not STRATEGIES[problem].problem:
         st.info(
             f"{plots.strategy_label(problem)} has no λ: below is the run's own selection, for "
             "comparison. Choose Entropy-CB above to see what balancing would pick from this "
@@ -188,7 +188,7 @@ def at_lambda(
     else:
         lam = lam_controls(f"lx-lam-{run_id}-{cycle}-{problem}", explore.start_lam(ca, problem))
     estimate = explore.estimate_seconds(ca, problem, lam)
-    if STRATEGIES[problem].needs_embeddings:
+    if STRATEGIES[problem].problem == "kcenter":
         st.caption(
             "KCenterGreedy-CB is greedy: no solver, it re-runs on the saved embeddings "
             f"({'under a second' if estimate < 1 else ui.human_seconds(estimate)} per λ here)."
@@ -229,7 +229,7 @@ def trade_off(
 ) -> None:
     """L1 and informativeness over the default λ grid (cached per cycle, problem, solver)."""
     st.subheader("Trade-off over λ")
-    if not STRATEGIES[problem].uses_lam:
+    if not STRATEGIES[problem].problem:
         st.info("A strategy without λ has no trade-off curve: choose Entropy-CB above.")
         return
     n = len(explore.DEFAULT_LAMS)

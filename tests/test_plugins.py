@@ -348,3 +348,22 @@ def test_the_readme_example_registers_ratio_and_its_cb_variant(registry, monkeyp
 
     p = np.random.default_rng(0).dirichlet(np.full(5, 0.5), size=200)
     np.testing.assert_allclose(SCORES["ratio"].fn(p), ratio(p), rtol=1e-12)
+
+
+def test_a_plugin_with_lam_but_no_resolver_shows_its_own_selection(registry):
+    cbal.register_strategy("own-lam", _top_confident, uses_lam=True, lam_small=1.0)
+    ctx = _ctx(5)
+    sel = strategies.select_checked(STRATEGIES["own-lam"], ctx, 20)
+    ca = explore.CycleArrays(
+        strategy="own-lam",
+        lam=1.0,
+        selected_pos=sel.indices,
+        probs=ctx.probs.astype(np.float32),
+        omega=ctx.omega(20),
+        labeled_counts=ctx.labeled_counts,
+        pool_labels=ctx.probs.argmax(axis=1),
+    )
+    assert strategies.cb_variant("own-lam") is None
+    r = explore.reselect(ca)
+    assert r.mode == "run" and r.same_order
+    assert explore.reselect(ca, strategy="entropy-cb").mode == "cb"  # any run admits this one

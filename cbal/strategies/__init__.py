@@ -471,10 +471,11 @@ def get(name: str) -> Strategy:
 
 
 def cb_variant(name: str) -> str | None:
-    """The strategy with ``name``'s λ: itself when it has one, else its CB variant (or None)."""
-    if STRATEGIES[name].uses_lam:
+    """The strategy whose problem re-solves ``name``'s selection at any λ (its ``problem``):
+    itself when it has one, else its CB variant; None when neither has."""
+    if STRATEGIES[name].problem:
         return name
-    return next((s.name for s in STRATEGIES.values() if s.baseline == name), None)
+    return next((s.name for s in STRATEGIES.values() if s.baseline == name and s.problem), None)
 
 
 def _plugin_look(color: str | None, marker: str | None) -> tuple[str, str]:
