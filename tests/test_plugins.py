@@ -300,6 +300,11 @@ def test_the_example_plugin_in_a_sweep(tmp_path, example_plugin):
     assert out.returncode == 0, out.stderr
     (info,) = Store(tmp_path / "cache").list_runs()
     assert info.config.strategy == "ratio" and info.state == "done"
+    # reproduce's grid takes it when asked
+    grid = ("reproduce", "--preset", "digits", "--strategies", "ratio,ratio-cb", "--seeds", "0")
+    dry = _cli(tmp_path, *grid, "--ifs", "0.1", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "strategy=ratio,seed=0" in dry.stdout and "strategy=ratio-cb,seed=0" in dry.stdout
 
 
 @pytest.mark.slow
