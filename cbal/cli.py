@@ -394,7 +394,6 @@ def cmd_list(store: Store) -> int:
     infos, damaged = store.scan_runs()
     for info in infos:
         c = info.config
-        lam = info.cycles[0]["lam"] if info.cycles else c.lam
         rows.append(
             [
                 info.run_id,
@@ -402,7 +401,7 @@ def cmd_list(store: Store) -> int:
                 c.dataset,
                 f"{c.imbalance_factor:g}",
                 c.strategy,
-                "-" if lam is None else f"{lam:g}",
+                config_mod.lam_text(c, info.cycles),
                 str(c.seed),
                 info.cycles_text,
                 accuracy_text(info.last_accuracy),

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import reprlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +19,15 @@ _V1_DEFAULTS: dict[str, Any] = {"initial_sampling": "random", "compat": "clean"}
 DATASETS = ("digits", "cifar10", "cifar100", "tinyimagenet", "imagefolder")
 PROFILES = ("step", "exp")  # how the pool's class sizes fall from head to tail
 MODELS = ("smallcnn", "resnet18")
+# What only :func:`cbal.run` sets, for data and networks given as Python objects: arrays held
+# in memory, a linear head on feature arrays, a user's torch model factory.
+IN_MEMORY = "memory"
+ARRAY_MODELS = ("linear", "custom")
 DEVICES = ("auto", "cpu", "cuda")
 AUGMENTS = ("crop-flip", "crop", "none")
 # The smallest image side each model can take (smallcnn pools once; the ResNet's CIFAR stem
 # halves the maps three times), and bounds past which a value can only be a typo.
-MIN_IMAGE_SIZE = {"smallcnn": 2, "resnet18": 8}
+MIN_IMAGE_SIZE = {"smallcnn": 2, "resnet18": 8, "linear": 1, "custom": 1}
 MAX_IMAGE_SIZE = 1024
 MAX_LR = 10.0
 MAX_LAM = 1e6
@@ -311,15 +316,15 @@ def _validate(cfg: RunConfig) -> None:
     from cbal.strategies import STRATEGIES  # the registry is pure numpy: cheap to import
     from cbal.strategies.balance import METHODS
 
-    _choice(cfg, "dataset", DATASETS)
-    if cfg.dataset != "digits" and not cfg.data_dir:
+    _choice(cfg, "dataset", (*DATASETS, IN_MEMORY))
+    if cfg.dataset not in ("digits", IN_MEMORY) and not cfg.data_dir:
         raise ConfigError(
             "data_dir", cfg.data_dir, f"a local folder with the {cfg.dataset} files (required)"
         )
     _choice(cfg, "imbalance_profile", PROFILES)
     _choice(cfg, "strategy", list(STRATEGIES))
     _choice(cfg, "solver", list(METHODS))
-    _choice(cfg, "model", MODELS)
+    _choice(cfg, "model", (*MODELS, *ARRAY_MODELS))
     _choice(cfg, "device", DEVICES)
     _choice(cfg, "augment", AUGMENTS)
     _choice(cfg, "initial_sampling", INITIAL_SAMPLINGS)
@@ -378,7 +383,12 @@ def _validate_network(cfg: RunConfig) -> None:
         )
 
 
-_MODEL_NAMES = {"resnet18": "ResNet-18 (CIFAR stem)", "smallcnn": "small CNN"}
+_MODEL_NAMES = {
+    "resnet18": "ResNet-18 (CIFAR stem)",
+    "smallcnn": "small CNN",
+    "linear": "linear head on the features",
+    "custom": "the user's network (model_fn)",
+}
 
 
 def describe_network(cfg: RunConfig) -> str:
@@ -395,11 +405,30 @@ def describe_network(cfg: RunConfig) -> str:
     return f"{_MODEL_NAMES[cfg.model]}, {head}; {mc}"
 
 
-def effective_lam(cfg: RunConfig, num_classes: int) -> float:
-    """λ used by the run: the configured one, else the paper's default for this class count."""
+def run_lam(
+    cfg: RunConfig, num_classes: int | None = None, cycles: Sequence[Mapping[str, Any]] = ()
+) -> float | None:
+    """The λ a run uses, the one answer every view gives: None for a strategy without λ; the
+    recorded λ once a cycle is on disk; else the configured one; else the paper's default for
+    ``num_classes`` (given, or known from the dataset's name); None while that is unknown."""
     from cbal.strategies import STRATEGIES
 
     strategy = STRATEGIES[cfg.strategy]
     if not strategy.uses_lam:
-        return 0.0
-    return cfg.lam if cfg.lam is not None else strategy.default_lam(num_classes)
+        return None
+    if cycles and cycles[0].get("lam") is not None:
+        return float(cycles[0]["lam"])
+    if cfg.lam is not None:
+        return cfg.lam
+    classes = num_classes or KNOWN_CLASSES.get(cfg.dataset)
+    return strategy.default_lam(classes) if classes else None
+
+
+def lam_text(cfg: RunConfig, cycles: Sequence[Mapping[str, Any]] = ()) -> str:
+    """:func:`run_lam` as a table shows it: "–" without λ, "default" while not yet known."""
+    from cbal.strategies import STRATEGIES
+
+    lam = run_lam(cfg, cycles=cycles)
+    if lam is not None:
+        return f"{lam:g}"
+    return "default" if STRATEGIES[cfg.strategy].uses_lam else "–"

@@ -102,6 +102,13 @@ def _channel_stats(x: NDArray[np.uint8]) -> tuple[tuple[float, ...], tuple[float
     return tuple(means), tuple(stds)
 
 
+def _feature_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-feature mean and std of (n, d, 1, 1) features; a constant feature gets std 1."""
+    mean = x.mean(axis=(0, 2, 3), dtype=np.float64) if len(x) else np.zeros(x.shape[1])
+    std = x.std(axis=(0, 2, 3), dtype=np.float64) if len(x) else np.ones(x.shape[1])
+    return tuple(mean.tolist()), tuple(np.where(std > 0, std, 1.0).tolist())
+
+
 @dataclass(frozen=True, eq=False)
 class Dataset:
     """A labelled image data set held in memory.
@@ -141,8 +148,16 @@ class Dataset:
         for split in ("train", "test"):
             x = getattr(self, f"x_{split}")
             y = np.asarray(getattr(self, f"y_{split}"))
-            if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4:
-                raise ValueError(f"x_{split} must be a uint8 array of shape (n, C, H, W)")
+            features = isinstance(x, np.ndarray) and x.dtype == np.float32 and x.shape[2:] == (1, 1)
+            if (
+                not isinstance(x, np.ndarray)
+                or x.ndim != 4
+                or not (x.dtype == np.uint8 or features)
+            ):
+                raise ValueError(
+                    f"x_{split} must be a uint8 array of shape (n, C, H, W), or float32 "
+                    "features of shape (n, d, 1, 1)"
+                )
             if y.ndim != 1 or y.shape[0] != x.shape[0]:
                 raise ValueError(f"y_{split} must have shape ({x.shape[0]},), got {y.shape}")
             if y.size and not np.issubdtype(y.dtype, np.integer):
@@ -156,14 +171,25 @@ class Dataset:
                 f"train and test images differ in shape: {self.x_train.shape[1:]} vs "
                 f"{self.x_test.shape[1:]}"
             )
+        if self.x_train.dtype != self.x_test.dtype:
+            raise ValueError("train and test arrays differ in dtype")
         if not self.mean or not self.std:
-            mean, std = _channel_stats(self.x_train)
+            mean, std = (
+                _channel_stats(self.x_train)
+                if self.x_train.dtype == np.uint8
+                else _feature_stats(self.x_train)
+            )
             object.__setattr__(self, "mean", mean)
             object.__setattr__(self, "std", std)
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         if len(self.mean) != self.x_train.shape[1] or len(self.std) != self.x_train.shape[1]:
             raise ValueError("mean and std need one value per channel")
+
+    @property
+    def is_features(self) -> bool:
+        """Precomputed float features (n, d, 1, 1) rather than images."""
+        return bool(self.x_train.dtype == np.float32)
 
     @property
     def num_classes(self) -> int:

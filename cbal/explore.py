@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from cbal.config import RunConfig, effective_lam
+from cbal.config import RunConfig, run_lam
 from cbal.store import Store, StoreError
-from cbal.strategies import STRATEGIES, balance, kcenter, scores
+from cbal.strategies import SCORES, STRATEGIES, balance, cb_variant, kcenter
 
 __all__ = [
     "DEFAULT_LAMS",
@@ -51,18 +51,6 @@ DEFAULT_LAMS.setflags(write=False)
 
 #: A re-selection estimated to take longer than this many seconds is flagged as slow.
 SLOW_SECONDS = 3.0
-
-# Strategies whose saved ``scores`` are entropies / BALD mutual informations.
-_ENTROPY_RUNS = frozenset({"entropy", "entropy-cb", "entropy-pl"})
-_BALD_RUNS = frozenset({"bald", "bald-cb"})
-# Re-selectable problem families: name → the CB strategy that has its λ.
-_CB_OF = {
-    "entropy": "entropy-cb",
-    "entropy-cb": "entropy-cb",
-    "bald": "bald-cb",
-    "bald-cb": "bald-cb",
-}
-_KC_OF = {"kcenter": "kcenter-cb", "kcenter-cb": "kcenter-cb"}
 
 # Rough cost model of KCenterGreedy(-CB), fitted on a busy 2-core CPU (seconds):
 # distances to the labeled set N·L·(a·d + c), then ~k per pick and pool point (lazy updates).
@@ -244,7 +232,7 @@ def load_cycle(store: Store, run_id: str, cycle: int) -> CycleArrays:
         )
     lam = record.get("lam")
     if lam is None:
-        lam = effective_lam(cfg, int(arrays["probs"].shape[1]))
+        lam = run_lam(cfg, int(arrays["probs"].shape[1])) or 0.0
 
     def opt(name: str) -> np.ndarray | None:
         return arrays.get(name)
@@ -437,22 +425,23 @@ def jaccard(a: np.ndarray | Sequence[int], b: np.ndarray | Sequence[int]) -> flo
 def informativeness(ca: CycleArrays, strategy: str | None = None) -> tuple[np.ndarray, str]:
     """u for ``strategy`` (default: the run's) on the saved arrays, and where it came from.
 
-    BALD scores can only come from a bald / bald-cb run's saved ``scores`` (they need the
-    MC-dropout passes); anything else uses the saved entropy scores when the run had them, else
-    the entropy of the saved probs.
+    The run's own score comes from its saved ``scores``; another score is computed from the
+    saved probs, except one that needs MC passes (BALD), which only a run of that score saves.
+    A strategy without a score (random, kcenter, coreset) is shown with entropy.
     """
     name = strategy or ca.strategy
-    if name in _BALD_RUNS:
-        if ca.strategy not in _BALD_RUNS or ca.scores is None:
-            raise ValueError(
-                f"{name} needs BALD scores, which only a bald or bald-cb run saves (they need "
-                f"its MC-dropout passes); this run ({ca.strategy}) has none"
-            )
-        return np.asarray(ca.scores, dtype=np.float64), "saved scores (BALD)"
-    if ca.strategy in _ENTROPY_RUNS and ca.scores is not None:
-        return np.asarray(ca.scores, dtype=np.float64), "saved scores (entropy)"
-    what = "MC-mean probs" if ca.strategy == "bald-cb" else "probs"
-    return scores.entropy(ca.probs), f"entropy of the saved {what}"
+    score = SCORES[STRATEGIES[name].score or "entropy"]
+    if STRATEGIES[ca.strategy].score == score.name and ca.scores is not None:
+        return np.asarray(ca.scores, dtype=np.float64), f"saved scores ({score.label})"
+    if score.needs_mc:
+        raise ValueError(
+            f"{name} needs {score.label} scores, which only a run of {score.name} or "
+            f"{score.name}-cb saves (they need its MC passes); this run ({ca.strategy}) has none"
+        )
+    own = STRATEGIES[ca.strategy]
+    what = "MC-mean probs" if own.needs_mc and own.problem == "cb" else "probs"
+    u = np.asarray(score.fn(np.asarray(ca.probs, dtype=np.float64)), dtype=np.float64)
+    return u, f"{score.label.lower()} of the saved {what}"
 
 
 def _plan(ca: CycleArrays, strategy: str | None, lam_given: bool) -> tuple[str, str]:
@@ -461,15 +450,15 @@ def _plan(ca: CycleArrays, strategy: str | None, lam_given: bool) -> tuple[str, 
     if name not in STRATEGIES:
         raise ValueError(f"strategy={name!r} is unknown: expected one of {', '.join(STRATEGIES)}")
     own = name == ca.strategy
-    if name in _CB_OF and (STRATEGIES[name].uses_lam or lam_given or not own):
-        return _CB_OF[name], "cb"
-    if name in _KC_OF and (STRATEGIES[name].uses_lam or lam_given or not own):
-        return _KC_OF[name], "kcenter"
+    cb = cb_variant(name)
+    if cb is not None and (cb == name or lam_given or not own):
+        return cb, str(STRATEGIES[cb].problem)
     if own:
         return name, "run"
+    others = ", ".join(s.name for s in STRATEGIES.values() if s.problem)
     raise ValueError(
         f"cannot re-run {name} on the saved arrays of a {ca.strategy} run; re-selectable: "
-        f"entropy(-cb), bald(-cb) (bald runs only), kcenter(-cb) (with saved embeddings)"
+        f"{others} and their baselines (kcenter needs saved embeddings, MC scores their own runs)"
     )
 
 
@@ -479,13 +468,17 @@ def _lam_for(ca: CycleArrays, name: str, lam: float | None) -> float:
         if not np.isfinite(val) or val < 0:
             raise ValueError(f"lam={lam!r} must be a finite number ≥ 0")
         return val
-    if STRATEGIES[ca.strategy].uses_lam and _family(ca.strategy) == _family(name):
+    if STRATEGIES[ca.strategy].uses_lam and cb_variant(ca.strategy) == name:
         return float(ca.lam)
     return STRATEGIES[name].default_lam(ca.num_classes)
 
 
-def _family(name: str) -> str:
-    return _CB_OF.get(name) or _KC_OF.get(name) or name
+def start_lam(ca: CycleArrays, problem: str) -> float:
+    """Where a λ control for ``problem`` starts: the run's own λ for its own problem (a
+    baseline's is λ = 0, its own top-b), else the strategy's default for the class count."""
+    if cb_variant(ca.strategy) == problem:
+        return float(ca.lam)
+    return STRATEGIES[problem].default_lam(ca.num_classes)
 
 
 def _kcenter_arrays(ca: CycleArrays) -> tuple[np.ndarray, np.ndarray]:
@@ -579,8 +572,11 @@ def _notes(ca: CycleArrays, name: str, lam: float | None, mode: str) -> tuple[st
     out: list[str] = []
     if mode == "run" and lam is not None:
         out.append(f"{ca.strategy} has no λ: λ={lam:g} ignored, showing the run's own selection")
-    if name == "bald-cb" and ca.strategy == "bald":
-        out.append("P is the eval-mode softmax the bald run saved, not the MC-dropout mean")
+    cb, own = STRATEGIES[name], STRATEGIES[ca.strategy]
+    if cb.needs_mc and cb.problem == "cb" and not (own.needs_mc and own.problem == "cb"):
+        out.append(
+            f"P is the eval-mode softmax the {ca.strategy} run saved, not the MC-dropout mean"
+        )
     return tuple(out)
 
 
@@ -797,11 +793,11 @@ def lambda_path(
             u, ca.probs, ca.omega, ca.budget, grid, method=method, time_limit=tl
         )
         points = tuple(_from_result(ca, name, r, u, u_source, notes) for r in results)
-    run_lam = ca.lam if _family(ca.strategy) == _family(name) else float("nan")
+    own_lam = ca.lam if cb_variant(ca.strategy) == name else float("nan")
     return LambdaPath(
         strategy=name,
         mode=mode,
-        run_lam=float(run_lam),
+        run_lam=float(own_lam),
         points=points,
         total_time=time.perf_counter() - t0,
         u_source=u_source,

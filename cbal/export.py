@@ -45,6 +45,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cbal import explore, plots
+from cbal.config import lam_text
 from cbal.store import RunInfo, Store, StoreError, accuracy_text, atomic_write_bytes
 from cbal.strategies import STRATEGIES
 
@@ -335,9 +336,9 @@ def _lambda_candidates(infos: Sequence[RunInfo]) -> list[RunInfo]:
     cb = [
         i
         for i in infos
-        if STRATEGIES[i.config.strategy].uses_lam and i.config.save_pool_arrays and _selecting(i)
+        if STRATEGIES[i.config.strategy].problem and i.config.save_pool_arrays and _selecting(i)
     ]
-    return sorted(cb, key=lambda i: STRATEGIES[i.config.strategy].needs_embeddings)
+    return sorted(cb, key=lambda i: STRATEGIES[i.config.strategy].problem == "kcenter")
 
 
 def _lambda_figure(
@@ -587,12 +588,12 @@ def _runs_table(infos: Sequence[RunInfo]) -> str:
     counted = {r.run_id for r in plots.series_set(infos).runs}
     rows = []
     for i in infos:
-        c, lam = i.config, plots.run_lam(i)
+        c = i.config
         acc = i.last_accuracy
         cells = [
             i.run_id,
             plots.strategy_label(c.strategy),
-            "–" if lam is None else f"{lam:g}",
+            lam_text(c, i.cycles),
             str(c.seed),
             c.dataset,
             f"{c.imbalance_factor:g} ({c.imbalance_profile})",

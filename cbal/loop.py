@@ -23,13 +23,16 @@ from typing import Any
 import numpy as np
 
 from cbal import data, process
-from cbal.config import MIN_IMAGE_SIZE, ConfigError, RunConfig, effective_lam
+from cbal.config import ARRAY_MODELS, IN_MEMORY, MIN_IMAGE_SIZE, ConfigError, RunConfig, run_lam
 from cbal.store import DamagedRun, Store, StoreError, fault_point
-from cbal.strategies import STRATEGIES, SelectionContext, kcenter_features
+from cbal.strategies import STRATEGIES, SelectionContext, kcenter_features, select_checked
 from cbal.strategies.balance import class_counts, l1_score
 
 Event = dict[str, Any]
 ProgressFn = Callable[[Event], None]
+# a user's network: (num_classes, (channels, height, width)) → a torch module whose forward
+# returns (logits, features) like cbal.models.Classifier
+ModelFn = Callable[[int, tuple[int, int, int]], Any]
 
 
 class Cancelled(BaseException):
@@ -59,6 +62,11 @@ class Prepared:
 def prepare(cfg: RunConfig, dataset: data.Dataset | None = None) -> Prepared:
     """Load the data (or reuse ``dataset``, already loaded for ``cfg``) and build the pool;
     DataError / ConfigError when the run cannot work."""
+    if dataset is None and cfg.dataset == IN_MEMORY:
+        raise data.DataError(
+            "dataset=memory means arrays given to cbal.run(config, dataset=...) in Python; "
+            "they cannot be loaded from a config"
+        )
     ds = dataset or data.load_dataset(
         cfg.dataset, cfg.data_dir, image_size=cfg.image_size, test_per_class=cfg.test_per_class
     )
@@ -95,12 +103,36 @@ def prepare(cfg: RunConfig, dataset: data.Dataset | None = None) -> Prepared:
             f"budget × cycles ≤ {n_pool}, the size of this pool "
             f"(budget={cfg.budget}, cycles={cfg.cycles}, IF={cfg.imbalance_factor})",
         )
-    return Prepared(cfg, ds, pool, effective_lam(cfg, ds.num_classes))
+    return Prepared(cfg, ds, pool, run_lam(cfg, ds.num_classes) or 0.0)
+
+
+class NotReloadable(StoreError):
+    """A run made by :func:`cbal.run` from Python objects that its config cannot reload."""
+
+
+def check_reloadable(
+    run_id: str, cfg: RunConfig, dataset: data.Dataset | None, model_fn: ModelFn | None
+) -> None:
+    """NotReloadable when the run needs data or a network its config cannot rebuild."""
+    missing = []
+    if cfg.dataset == IN_MEMORY and dataset is None:
+        missing.append("its data were arrays held in memory (dataset=memory): pass dataset=")
+    if cfg.model == "custom" and model_fn is None:
+        missing.append("its network came from a model factory (model=custom): pass model_fn=")
+    if missing:
+        raise NotReloadable(
+            f"run {run_id} cannot be resumed from its config alone: {'; '.join(missing)} "
+            f"again to cbal.run(..., resume={run_id!r}) (its finished cycles are kept)"
+        )
 
 
 def _check_dataset(cfg: RunConfig, ds: data.Dataset) -> None:
     """What would only fail after training, or train on nothing: an empty test set, a class
     without training images, images too small for the model."""
+    if ds.is_features and (cfg.augment != "none" or cfg.model not in ARRAY_MODELS):
+        field = "augment" if cfg.augment != "none" else "model"
+        allowed = "none for feature arrays" if field == "augment" else "linear or custom"
+        raise ConfigError(field, getattr(cfg, field), f"{allowed} (the data are features)")
     if len(ds.y_test) == 0:
         raise data.DataError(f"{ds.name}: the test set holds no images; a run needs some")
     absent = np.flatnonzero(np.bincount(ds.y_train, minlength=ds.num_classes) == 0)
@@ -218,15 +250,23 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def execute(
-    store: Store, run_id: str, progress: ProgressFn | None = None, threads: int | None = None
+    store: Store,
+    run_id: str,
+    progress: ProgressFn | None = None,
+    threads: int | None = None,
+    *,
+    dataset: data.Dataset | None = None,
+    model_fn: ModelFn | None = None,
 ) -> list[Event]:
     """Run (or resume) ``run_id`` to its end; returns its cycle records.
 
     Holds the run's lock, keeps status.json current (with the run's torch thread count, see
     :func:`run_threads`), and leaves 'failed' with the error (or 'cancelled') when it stops
-    early; every finished cycle is already on disk by then.
+    early; every finished cycle is already on disk by then. ``dataset`` and ``model_fn`` are
+    the Python objects of a run made by :func:`cbal.run` (its config cannot reload them).
     """
     cfg = store.load_config(run_id)
+    check_reloadable(run_id, cfg, dataset, model_fn)
     with store.lock(run_id):
         n_threads = run_threads(store.read_status(run_id), threads)
         store.remove_temp_files(run_id)
@@ -244,7 +284,7 @@ def execute(
         try:
             with torch_threads(n_threads):
                 reporter = StatusReporter(store, run_id, cfg.cycles, progress)
-                _run_cycles(store, run_id, cfg, reporter)
+                _run_cycles(store, run_id, cfg, reporter, dataset, model_fn)
         except (Cancelled, KeyboardInterrupt):  # SIGTERM, a cancel request or Ctrl-C
             store.write_status(run_id, state="cancelled", pid=None)
             store.clear_cancel(run_id)
@@ -280,7 +320,14 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _run_cycles(store: Store, run_id: str, cfg: RunConfig, report: StatusReporter) -> None:
+def _run_cycles(
+    store: Store,
+    run_id: str,
+    cfg: RunConfig,
+    report: StatusReporter,
+    dataset: data.Dataset | None = None,
+    model_fn: ModelFn | None = None,
+) -> None:
     import torch
 
     from cbal.models import build_model
@@ -293,7 +340,7 @@ def _run_cycles(store: Store, run_id: str, cfg: RunConfig, report: StatusReporte
         train_model,
     )
 
-    prep = prepare(cfg)
+    prep = prepare(cfg, dataset)
     ds, num_classes = prep.dataset, prep.num_classes
     strategy = STRATEGIES[cfg.strategy]
     device = resolve_device(cfg.device)
@@ -325,7 +372,11 @@ def _run_cycles(store: Store, run_id: str, cfg: RunConfig, report: StatusReporte
         report({"cycle": k, "phase": "train", "step": 0, "steps": cfg.epochs, "within": 0.0})
         t = time.perf_counter()
         torch.manual_seed(seed)  # weight init
-        model = build_model(cfg.model, num_classes, ds.image_shape[0], cfg.dropout)
+        model = (
+            model_fn(num_classes, ds.image_shape)
+            if model_fn is not None
+            else build_model(cfg.model, num_classes, ds.image_shape[0], cfg.dropout)
+        )
         train_model(model, train_images, labeled, ds.y_train[labeled], cfg, seed, on_epoch)
         timings["train"] = time.perf_counter() - t
 
@@ -393,11 +444,9 @@ def _run_cycles(store: Store, run_id: str, cfg: RunConfig, report: StatusReporte
             )
             omega = ctx.omega(cfg.budget)
             in_pool_counts = class_counts(ds.y_train[pool_idx], num_classes)
-            sel = strategy.select(ctx, cfg.budget)
+            sel = select_checked(strategy, ctx, cfg.budget)
             timings["select"] = time.perf_counter() - t
-            pos = np.asarray(sel.indices, dtype=np.int64)
-            if len(pos) != cfg.budget or len(np.unique(pos)) != cfg.budget:
-                raise RuntimeError(f"{cfg.strategy} returned {len(pos)} picks, not {cfg.budget}")
+            pos = sel.indices
             selected = pool_idx[pos]
             picked = class_counts(ds.y_train[selected], num_classes)
             after = counts + picked

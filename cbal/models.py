@@ -54,7 +54,12 @@ def small_cnn(num_classes: int, in_channels: int = 1, dropout: float = 0.0) -> C
     return Classifier(features, 64, num_classes, dropout)
 
 
-MODELS = {"resnet18": resnet18, "smallcnn": small_cnn}
+def linear(num_classes: int, in_channels: int, dropout: float = 0.0) -> Classifier:
+    """A linear classifier on precomputed features of shape (d, 1, 1): ``in_channels`` is d."""
+    return Classifier(nn.Flatten(), in_channels, num_classes, dropout)
+
+
+MODELS = {"resnet18": resnet18, "smallcnn": small_cnn, "linear": linear}
 
 
 def build_model(name: str, num_classes: int, in_channels: int, dropout: float) -> Classifier:

@@ -24,7 +24,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cbal.config import KNOWN_CLASSES, RunConfig, effective_lam
+from cbal import strategies
+from cbal.config import RunConfig, run_lam
 from cbal.data import imbalanced_counts
 from cbal.store import RunInfo
 from cbal.strategies import STRATEGIES
@@ -32,45 +33,7 @@ from cbal.strategies import STRATEGIES
 if TYPE_CHECKING:  # annotations only: the explorer's result types
     from cbal.explore import CycleArrays, LambdaPath, Reselection
 
-# Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision
-# deficiencies. Pairs sit in related hues where the palette allows (entropy / entropy-cb).
-OKABE_ITO = {
-    "black": "#000000",
-    "orange": "#E69F00",
-    "sky blue": "#56B4E9",
-    "bluish green": "#009E73",
-    "yellow": "#F0E442",
-    "blue": "#0072B2",
-    "vermillion": "#D55E00",
-    "reddish purple": "#CC79A7",
-    "grey": "#999999",
-}
-# Each balanced (-CB) variant in its baseline's colour family, a darker shade of it (drawn solid;
-# the baseline dashed): Entropy sky blue / blue, BALD orange / vermillion, KCenterGreedy bluish
-# green / a darker shade of it (the one colour outside Okabe–Ito; told apart by lightness).
-STRATEGY_COLORS: dict[str, str] = {
-    "random": OKABE_ITO["grey"],
-    "entropy": OKABE_ITO["sky blue"],
-    "entropy-cb": OKABE_ITO["blue"],
-    "bald": OKABE_ITO["orange"],
-    "bald-cb": OKABE_ITO["vermillion"],
-    "kcenter": OKABE_ITO["bluish green"],
-    "kcenter-cb": "#005F45",
-    "coreset": OKABE_ITO["black"],
-    "entropy-pl": OKABE_ITO["reddish purple"],
-}
-# marker per family (a CB variant shares its baseline's), so print in grey stays readable
-STRATEGY_SYMBOLS: dict[str, str] = {
-    "random": "circle-open",
-    "entropy": "circle",
-    "entropy-cb": "circle",
-    "bald": "diamond",
-    "bald-cb": "diamond",
-    "kcenter": "square",
-    "kcenter-cb": "square",
-    "coreset": "triangle-up",
-    "entropy-pl": "x",
-}
+OKABE_ITO = strategies.OKABE_ITO  # the palette the registry draws from
 OTHER_COLOR = "#7F7F7F"
 LABELED_BEFORE_COLOR = "#D9D9D9"
 OMEGA_COLOR = "#000000"
@@ -79,19 +42,19 @@ _DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 
 
 def strategy_color(name: str) -> str:
-    """The fixed colour of strategy ``name`` (grey for names outside the registry)."""
-    return STRATEGY_COLORS.get(name, OTHER_COLOR)
+    """The registry's colour of strategy ``name`` (grey for names outside the registry)."""
+    return STRATEGIES[name].color if name in STRATEGIES else OTHER_COLOR
+
+
+def strategy_symbol(name: str) -> str:
+    """The registry's marker of strategy ``name`` (a circle for names outside it)."""
+    return STRATEGIES[name].marker if name in STRATEGIES else "circle"
 
 
 def strategy_dash(name: str, variant: int = 0) -> str:
-    """Solid for the paper's balancing methods, dotted for random, dashed for the baselines;
-    ``variant`` > 0 (more series of one strategy in a figure) steps to the next dash."""
-    if name == "random":
-        first = 2
-    elif name in STRATEGIES and (STRATEGIES[name].uses_lam or name == "entropy-pl"):
-        first = 0
-    else:
-        first = 1
+    """The registry's line (solid for the balancing methods, dotted for random, dashed for the
+    baselines); ``variant`` > 0 (more series of one strategy in a figure) steps to the next."""
+    first = _DASHES.index(STRATEGIES[name].dash) if name in STRATEGIES else 1
     return _DASHES[(first + variant) % len(_DASHES)]
 
 
@@ -125,17 +88,6 @@ _SERIES_FIELDS: dict[str, Callable[[Any], str]] = {
 }
 
 
-def run_lam(info: RunInfo) -> float | None:
-    """The λ the run uses (as recorded, else the paper's default); None for strategies without."""
-    cfg = info.config
-    if not STRATEGIES[cfg.strategy].uses_lam:
-        return None
-    if info.cycles:
-        return float(info.cycles[0]["lam"])
-    classes = KNOWN_CLASSES.get(cfg.dataset)
-    return effective_lam(cfg, classes) if classes else cfg.lam
-
-
 def strategy_label(name: str) -> str:
     return STRATEGIES[name].label if name in STRATEGIES else name
 
@@ -145,7 +97,7 @@ def experiment_key(info: RunInfo) -> tuple[tuple[str, Any], ...]:
     RunConfig field outside :data:`NOT_EXPERIMENT_FIELDS`, λ as the run uses it (unset and the
     default it stands for are one experiment). Runs with equal keys are seeds of one series."""
     values = info.config.to_dict()
-    values["lam"] = run_lam(info)
+    values["lam"] = run_lam(info.config, cycles=info.cycles)
     if values.get("data_dir"):
         values["data_dir"] = os.path.normpath(values["data_dir"])
     return tuple(
@@ -271,7 +223,7 @@ def _series_style(runs: Sequence[RunInfo], names: dict[str, str]) -> dict[str, d
         styles[name] = {
             "color": strategy_color(strategy),
             "dash": strategy_dash(strategy, variant),
-            "symbol": STRATEGY_SYMBOLS.get(strategy, "circle"),
+            "symbol": strategy_symbol(strategy),
             "strategy": strategy,
         }
     return styles

@@ -32,7 +32,19 @@ GRID_STRATEGIES = (
     "entropy-pl",
 )
 PAPER_IFS = (1.0, 0.3, 0.1)
-CB_PAIRS = (("entropy-cb", "entropy"), ("bald-cb", "bald"), ("kcenter-cb", "kcenter"))
+
+
+def cb_pairs(cells: Cells) -> list[tuple[str, str]]:
+    """(CB variant, its baseline) from the registry: the grid's pairs, and any other pair
+    with runs here (a registered strategy's, when the grid was asked for it)."""
+    from cbal.strategies import STRATEGIES
+
+    present = set(GRID_STRATEGIES) | {k[1] for k in cells}
+    return [
+        (s.name, s.baseline)
+        for s in STRATEGIES.values()
+        if s.baseline and (s.name in present or s.baseline in present)
+    ]
 
 
 def reproduce_spec(
@@ -108,7 +120,7 @@ def claim_cb_lower_l1(cells: Cells, key: str = "batch_l1") -> list[Claim]:
     text = _L1_CLAIMS[key]
     what = "batch" if key == "batch_l1" else "labeled-set"
     out = []
-    for cb, base in CB_PAIRS:
+    for cb, base in cb_pairs(cells):
         for imf in sorted({k[0] for k in cells}, reverse=True):
             scope = f"{cb} vs {base}, IF={imf:g}"
             a, b = cells.get((imf, cb)), cells.get((imf, base))

@@ -200,7 +200,12 @@ def _stopped(store: Store, run_id: str, timeout: float) -> bool:
 
 
 def resume(store: Store, run_id: str) -> int:
-    """Start a new worker for a failed or cancelled run; it continues after its last cycle."""
+    """Start a new worker for a failed or cancelled run; it continues after its last cycle.
+    NotReloadable (a StoreError) for a run of cbal.run's in-memory data or model factory,
+    which only cbal.run itself can resume."""
+    from cbal.loop import check_reloadable
+
+    check_reloadable(run_id, store.load_config(run_id), None, None)
     return spawn(store, run_id)
 
 

@@ -39,6 +39,7 @@ class DeviceImages:
     x: torch.Tensor
     mean: torch.Tensor
     std: torch.Tensor
+    divisor: float = 255.0  # uint8 images to [0, 1]; 1 for float features
 
     @classmethod
     def create(
@@ -49,10 +50,11 @@ class DeviceImages:
             torch.from_numpy(np.ascontiguousarray(x)).to(device),
             torch.tensor(mean, dtype=torch.float32, device=device).view(shape),
             torch.tensor(std, dtype=torch.float32, device=device).view(shape),
+            255.0 if x.dtype == np.uint8 else 1.0,
         )
 
     def normalize(self, batch: torch.Tensor) -> torch.Tensor:
-        out = (batch.float() / 255.0 - self.mean) / self.std
+        out = (batch.float() / self.divisor - self.mean) / self.std
         return out.contiguous(memory_format=torch.channels_last) if out.is_cuda else out
 
 

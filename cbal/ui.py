@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cbal import plots, runner
-from cbal.config import KNOWN_CLASSES, RunConfig
+from cbal.config import KNOWN_CLASSES, RunConfig, run_lam
 from cbal.data import DataError, Dataset, load_dataset
 from cbal.export import figure_stem, safe_name
 from cbal.records import Damage
@@ -187,7 +187,7 @@ def runs_table(infos: Sequence[RunInfo], now: float | None = None) -> pd.DataFra
     rows = []
     for i in infos:
         c = i.config
-        lam = plots.run_lam(i)
+        lam = run_lam(c, cycles=i.cycles)
         rows.append(
             {
                 "status": i.state,

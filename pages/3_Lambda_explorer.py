@@ -11,7 +11,7 @@ import streamlit as st
 
 from cbal import explore, plots, ui
 from cbal.store import RunInfo, Store, StoreError
-from cbal.strategies import STRATEGIES
+from cbal.strategies import STRATEGIES, cb_variant
 from cbal.strategies.balance import METHODS
 
 # the slider's stops: 0, then 10 per decade from 0.01 to 1000 (rounded for display)
@@ -25,8 +25,7 @@ def selecting(info: RunInfo) -> list[int]:
 def problems(strategy: str) -> list[str]:
     """What the slider re-solves on a run's arrays: its own CB problem (a baseline's CB
     variant), else its own selection for comparison; and Entropy-CB, which any run admits."""
-    own = strategy if STRATEGIES[strategy].uses_lam else f"{strategy}-cb"
-    return list(dict.fromkeys([own if own in STRATEGIES else strategy, "entropy-cb"]))
+    return list(dict.fromkeys([cb_variant(strategy) or strategy, "entropy-cb"]))
 
 
 def nearest(options: list[float], lam: float) -> float:
@@ -154,8 +153,8 @@ def explorer(root: str, run_id: str, cycle: int, ca: explore.CycleArrays) -> Non
         help="The run's own problem, or Entropy-CB on this cycle's arrays for comparison.",
     )
     method = "lp-round"
-    if STRATEGIES[problem].uses_lam:
-        kcenter = STRATEGIES[problem].needs_embeddings
+    if STRATEGIES[problem].problem:
+        kcenter = STRATEGIES[problem].problem == "kcenter"
         method = st.radio(
             "Solver",
             list(METHODS),
@@ -179,7 +178,7 @@ def at_lambda(
 ) -> bool:
     """λ controls, the re-selection's numbers and histograms; False when it waits for a click.
     A fragment: moving λ reruns this alone, with the cycle's arrays already in memory."""
-    if not STRATEGIES[problem].uses_lam:
+    if not STRATEGIES[problem].problem:
         st.info(
             f"{plots.strategy_label(problem)} has no λ: below is the run's own selection, for "
             "comparison. Choose Entropy-CB above to see what balancing would pick from this "
@@ -187,11 +186,9 @@ def at_lambda(
         )
         lam = None
     else:
-        same = problem in (ca.strategy, f"{ca.strategy}-cb")
-        start = ca.lam if same else STRATEGIES[problem].default_lam(ca.num_classes)
-        lam = lam_controls(f"lx-lam-{run_id}-{cycle}-{problem}", start)
+        lam = lam_controls(f"lx-lam-{run_id}-{cycle}-{problem}", explore.start_lam(ca, problem))
     estimate = explore.estimate_seconds(ca, problem, lam)
-    if STRATEGIES[problem].needs_embeddings:
+    if STRATEGIES[problem].problem == "kcenter":
         st.caption(
             "KCenterGreedy-CB is greedy: no solver, it re-runs on the saved embeddings "
             f"({'under a second' if estimate < 1 else ui.human_seconds(estimate)} per λ here)."
@@ -232,7 +229,7 @@ def trade_off(
 ) -> None:
     """L1 and informativeness over the default λ grid (cached per cycle, problem, solver)."""
     st.subheader("Trade-off over λ")
-    if not STRATEGIES[problem].uses_lam:
+    if not STRATEGIES[problem].problem:
         st.info("A strategy without λ has no trade-off curve: choose Entropy-CB above.")
         return
     n = len(explore.DEFAULT_LAMS)

@@ -2,7 +2,15 @@ import json
 
 import pytest
 
-from cbal.config import PRESETS, ConfigError, RunConfig, effective_lam, make_config, preset
+from cbal.config import (
+    PRESETS,
+    ConfigError,
+    RunConfig,
+    lam_text,
+    make_config,
+    preset,
+    run_lam,
+)
 
 
 def test_presets_validate_and_round_trip():
@@ -23,12 +31,23 @@ def test_paper_preset_is_the_protocol():
 
 
 def test_lam_defaults_follow_the_paper():
-    assert effective_lam(make_config(strategy="entropy-cb"), 10) == 0.6
-    assert effective_lam(make_config(strategy="entropy-cb"), 100) == 2.0
-    assert effective_lam(make_config(strategy="kcenter-cb"), 10) == 5.0
-    assert effective_lam(make_config(strategy="kcenter-cb"), 100) == 50.0
-    assert effective_lam(make_config(strategy="entropy-cb", lam=3), 100) == 3.0
-    assert effective_lam(make_config(strategy="entropy"), 10) == 0.0
+    assert run_lam(make_config(strategy="entropy-cb"), 10) == 0.6
+    assert run_lam(make_config(strategy="entropy-cb"), 100) == 2.0
+    assert run_lam(make_config(strategy="kcenter-cb"), 10) == 5.0
+    assert run_lam(make_config(strategy="kcenter-cb"), 100) == 50.0
+    assert run_lam(make_config(strategy="entropy-cb", lam=3), 100) == 3.0
+    assert run_lam(make_config(strategy="entropy"), 10) is None
+
+
+def test_one_lam_for_every_view():
+    """A queued CB run shows its default, a recorded one its record, Random none ("–")."""
+    queued = make_config(strategy="entropy-cb")  # digits: 10 classes known before loading
+    assert run_lam(queued) == 0.6 and lam_text(queued) == "0.6"
+    assert lam_text(queued, [{"lam": 1.5}]) == "1.5"
+    folder = make_config(strategy="entropy-cb", dataset="imagefolder", data_dir="/x")
+    assert run_lam(folder) is None and lam_text(folder) == "default"
+    random = make_config(strategy="random")
+    assert run_lam(random, cycles=[{"lam": 0.0}]) is None and lam_text(random) == "–"
 
 
 @pytest.mark.parametrize(

@@ -111,7 +111,7 @@ def test_series_names_show_lambda_and_what_differs():
     assert names[b.run_id] == "KCenterGreedy-CB (λ=5) · IF=0.5"
     fig = plots.learning_curve([a, b])
     # same strategy → same colour, told apart by the dash
-    assert {t.line.color for t in fig.data} == {plots.STRATEGY_COLORS["kcenter-cb"]}
+    assert {t.line.color for t in fig.data} == {plots.strategy_color("kcenter-cb")}
     assert len({t.line.dash for t in fig.data}) == 2
 
 
@@ -124,16 +124,20 @@ def _hue_lightness(color: str) -> tuple[float, float]:
 
 
 def test_colours_are_fixed_okabe_ito_and_shared_by_every_figure():
-    assert set(plots.STRATEGY_COLORS) == set(STRATEGIES)
-    assert len(set(plots.STRATEGY_COLORS.values())) == len(STRATEGIES)
-    outside = set(plots.STRATEGY_COLORS.values()) - set(plots.OKABE_ITO.values())
-    assert outside == {plots.STRATEGY_COLORS["kcenter-cb"]}  # a shade of bluish green
+    colors = {n: plots.strategy_color(n) for n in STRATEGIES}
+    assert len(set(colors.values())) == len(STRATEGIES)
+    outside = {n for n, c in colors.items() if c not in plots.OKABE_ITO.values()}
+    # the paper's nine in Okabe–Ito but for a shade of bluish green; margin and
+    # least-confidence beyond the palette's nine colours
+    assert outside == {"kcenter-cb", "margin-cb", "leastconf", "leastconf-cb"}
     # every CB variant: its baseline's hue family (within 40°), darker, solid vs dashed
     pairs = [(n, s.baseline) for n, s in STRATEGIES.items() if s.baseline]
     assert sorted(pairs) == [
         ("bald-cb", "bald"),
         ("entropy-cb", "entropy"),
         ("kcenter-cb", "kcenter"),
+        ("leastconf-cb", "leastconf"),
+        ("margin-cb", "margin"),
     ]
     for cb, base in pairs:
         (h_cb, l_cb), (h_base, l_base) = (

@@ -134,3 +134,22 @@ def test_reproduce_cli_fast_subset(tmp_path):
     assert verdicts[("Entropy-CB", "entropy-cb vs entropy, IF=0.1")] in ("agrees", "disagrees")
     assert [row["seeds"] for row in data["table"]] == [2, 2]
     assert "report.md" in out.stdout
+
+
+def test_claims_cover_a_pair_beyond_the_paper_when_its_runs_are_there():
+    paper = {
+        (c.scope.split(",")[0]) for c in check_claims([_run("entropy", 0.1, 0, [0.5, 0.6], [0.4])])
+    }
+    assert paper == {
+        "entropy-cb vs entropy",
+        "bald-cb vs bald",
+        "kcenter-cb vs kcenter",
+        "kcenter-cb vs coreset",
+    }  # the grid's pairs only
+    runs = [_run("margin", 0.1, 0, [0.5, 0.6], [0.6]), _run("margin-cb", 0.1, 0, [0.5, 0.7], [0.2])]
+    (claim,) = [
+        c
+        for c in check_claims(runs)
+        if c.scope == "margin-cb vs margin, IF=0.1" and c.claim.startswith("CB variants select")
+    ]
+    assert claim.verdict == "agrees" and "lower in 1/1 cycles" in claim.evidence

@@ -34,12 +34,19 @@ def bald(mc_probs: np.ndarray) -> np.ndarray:
 
 
 def margin(probs: np.ndarray) -> np.ndarray:
-    """One minus the gap between the two largest probabilities of each row (higher = less sure)."""
+    """Margin sampling: ``1 − (p₍₁₎ − p₍₂₎)``, one minus the gap between the two largest
+    probabilities of each row, so the smallest gap has the highest u (picked first)."""
     p = _check_probs(probs, "probs", 2)
     if p.shape[1] < 2:
         return np.zeros(p.shape[0])
     top2 = np.partition(p, -2, axis=1)[:, -2:]
     return 1.0 - (top2[:, 1] - top2[:, 0])
+
+
+def least_confidence(probs: np.ndarray) -> np.ndarray:
+    """Least-confidence sampling: ``1 − max_c p``, highest for the least confident prediction."""
+    p = _check_probs(probs, "probs", 2)
+    return 1.0 - p.max(axis=1)
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
