@@ -328,6 +328,30 @@ def _table(driver: object) -> str:
     return "\n" + "\n".join(td.get_attribute("textContent") for td in frames) + "\n"
 
 
+# Elements of the λ explorer outside its λ fragment: the run picker and the λ path's chart.
+OUTSIDE_FRAGMENT = ("Run (finished or running)", "over λ")
+
+
+def _watch_stale(browser: object) -> None:
+    """Record the text of every element Streamlit marks stale (a rerun has not redrawn it
+    yet) from now on: a rerun of the whole page marks elements outside a fragment too."""
+    browser.execute_script(  # type: ignore[attr-defined]
+        """
+        window.cbalStale = new Set();
+        const seen = () => document.querySelectorAll('[data-stale="true"]').forEach(
+            (el) => window.cbalStale.add(el.textContent.slice(0, 400)));
+        new MutationObserver(seen).observe(document.body,
+            {subtree: true, childList: true, attributes: true, attributeFilter: ['data-stale']});
+        """
+    )
+
+
+def _went_stale(browser: object, texts: tuple[str, ...]) -> list[str]:
+    """The recorded stale elements that contain one of ``texts``."""
+    stale = browser.execute_script("return Array.from(window.cbalStale)")  # type: ignore[attr-defined]
+    return [s for s in stale if any(t in s for t in texts)]
+
+
 def _explorer_timings(browser: object) -> None:
     """The λ explorer: a λ change (its fragment) and a cycle switch (the page), each timed from
     the key press to the new histogram title; printed for the report, never asserted."""
@@ -339,6 +363,7 @@ def _explorer_timings(browser: object) -> None:
     _until("the λ path", lambda: _svg_texts(browser, "over λ"), 90)
     title = _svg_texts(browser, ": cycle")[0].text  # type: ignore[attr-defined]
     cycle = title.rsplit("cycle ", 1)[1]
+    _watch_stale(browser)
     timings = []
     for lam in ("5", "0.05", "50"):
         box = browser.find_element(By.CSS_SELECTOR, 'input[aria-label="exact λ"]')  # type: ignore[attr-defined]
@@ -348,6 +373,8 @@ def _explorer_timings(browser: object) -> None:
         _until(f"λ = {lam}", lambda lam=lam: _svg_texts(browser, f"at λ = {lam}: cycle"), 30, 0.01)
         timings.append(time.perf_counter() - start)
     assert _svg_texts(browser, "over λ")  # the λ path, outside the fragment, still drawn
+    # only the fragment reran: nothing outside it (the run picker, the λ path) went stale
+    assert not _went_stale(browser, OUTSIDE_FRAGMENT), _went_stale(browser, OUTSIDE_FRAGMENT)
     other = "0" if cycle != "0" else "1"
     picker = browser.find_element(By.CSS_SELECTOR, 'input[aria-label*="Cycle"]')  # type: ignore[attr-defined]
     picker.click()
@@ -364,6 +391,8 @@ def _explorer_timings(browser: object) -> None:
     option.click()
     _until(f"cycle {other}", lambda: _svg_texts(browser, f": cycle {other}"), 60, 0.01)
     switch = time.perf_counter() - start
+    # the control: a cycle switch reruns the page, and the observer sees it
+    assert _went_stale(browser, OUTSIDE_FRAGMENT)
     print(
         f"\nλ explorer in the browser: λ change → new histogram "
         f"{', '.join(f'{t * 1000:.0f} ms' for t in timings)}; cycle switch {switch * 1000:.0f} ms"
