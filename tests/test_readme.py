@@ -77,7 +77,8 @@ def _imported_distributions() -> set[str]:
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 modules.add(node.module.split(".")[0])
     dists = importlib.metadata.packages_distributions()
-    third_party = modules - set(sys.stdlib_module_names) - {"cbal", "tests"}
+    examples = {p.stem for p in (ROOT / "examples").glob("*/*.py")}  # the repository's own
+    third_party = modules - set(sys.stdlib_module_names) - {"cbal", "tests"} - examples
     return {_name(dists[m][0]) for m in third_party}
 
 
