@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from cbal import config as config_mod
 from cbal.config import PRESETS, ConfigError, RunConfig
 from cbal.data import DataError
-from cbal.loop import Cancelled
+from cbal.loop import Cancelled, Prepared
 from cbal.store import Store, StoreError, accuracy_text
 
 # RunConfig fields the CLI does not offer as flags (set by presets or internally)
@@ -288,14 +288,20 @@ def _resume_hint(store: Store, run_id: str) -> str:
     return f"python -m cbal{where} resume {run_id}"
 
 
-def _execute(store: Store, run_id: str, quiet: bool = False, threads: int | None = None) -> int:
+def _execute(
+    store: Store,
+    run_id: str,
+    quiet: bool = False,
+    threads: int | None = None,
+    prepared: Prepared | None = None,
+) -> int:
     from cbal.loop import execute, failure_recorded
 
     cfg = store.load_config(run_id)
     done = len(store.read_cycles(run_id))
     bar, update = (None, None) if quiet else _progress_bar(cfg.cycles, done)
     try:
-        records = execute(store, run_id, update, threads)
+        records = execute(store, run_id, update, threads, prepared)
         if bar is not None:
             bar.n = cfg.cycles + 1
             bar.set_description("done")
@@ -383,10 +389,10 @@ def cmd_run(store: Store, args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads: {args.threads} is not allowed: expected an integer >= 1")
     resolve_device(cfg.device)
-    prepare(cfg)  # data problems surface before a run folder exists
+    prep = prepare(cfg)  # data problems surface before a run folder exists
     run_id = store.create_run(cfg)
     print(f"run id: {run_id}", flush=True)
-    return _execute(store, run_id, threads=args.threads)
+    return _execute(store, run_id, threads=args.threads, prepared=prep)
 
 
 def cmd_list(store: Store) -> int:

@@ -466,7 +466,7 @@ def _gallery_tiles(
     root: str, run_id: str, cycle: int, cfg_json: str
 ) -> tuple[list[np.ndarray], list[str], int]:
     cfg = RunConfig.from_json(cfg_json)
-    arrays = Store(root).load_cycle_arrays(run_id, cycle)
+    arrays = Store(root).load_cycle_arrays(run_id, cycle, ("selected", "selected_pred"))
     ds = dataset_of(cfg)
     selected, pred = arrays["selected"], arrays["selected_pred"]
     true = ds.y_train[selected]
