@@ -2,7 +2,8 @@
 
 Cycle k (0..cycles) trains a fresh model on the labeled set L_k and evaluates it; every cycle but
 the last then scores the pool and selects ``budget`` images whose labels are revealed. Seeds
-derive from (run seed, cycle), so a run resumed after a kill gives the same result.
+derive from (run seed, cycle), so a run resumed after a kill gives the same result. The method
+and the protocol are set out in docs/design.md.
 
 torch is imported inside :func:`execute` only: :func:`prepare` (validation) stays importable by
 the dashboard without loading torch.

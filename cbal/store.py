@@ -8,6 +8,7 @@ link: a run folder must be a real folder, and every file in it is opened with O_
 read or appended only if it is a regular file (a FIFO or device there would block or leak).
 Records are checked as they are read (:mod:`cbal.records`); a run whose files are damaged is a
 :class:`DamagedRun`, listed as such by :meth:`Store.scan_runs` beside the healthy ones.
+docs/design.md (section 4) lists every file and record field.
 """
 
 from __future__ import annotations
