@@ -293,6 +293,30 @@ def expand(spec: SweepSpec, max_runs: int = MAX_RUNS) -> Sweep:
     """The spec's runs, each validated; a :class:`ConfigError` naming the field otherwise.
 
     A grid of more than ``max_runs`` runs is refused before any run is built."""
+    base, grid, data_dirs, lam_grid = _checked(spec)
+    # λ varies right after the strategy (its options depend on it); seed varies fastest
+    head = [a for a in _AXES_FIRST if a in grid]
+    tail = [a for a in grid if a not in _AXES_FIRST and a != "seed"]
+    tail += ["seed"] if "seed" in grid else []
+    key_axes = head + (["lam"] if lam_grid is not None else []) + tail
+    n_runs = _count(grid, lam_grid, grid.get("strategy", [_strategy_of(base, spec)]))
+    if n_runs > max_runs:
+        raise ConfigError(
+            "max_runs",
+            max_runs,
+            f"at least {n_runs:,}, the runs this grid expands to; narrow the grid or raise "
+            "the limit (--max-runs)",
+        )
+
+    points = _points(spec, base, grid, data_dirs, lam_grid, head, tail, key_axes)
+    if lam_grid is not None and not any("lam=" in p.key for p in points):
+        raise ConfigError("lam", spec.grid["lam"], "unset: no strategy of this sweep has a λ")
+    return Sweep(_sweep_id(spec.name, points), spec.name, spec, tuple(points))
+
+
+def _checked(spec: SweepSpec) -> tuple[dict[str, Any], dict[str, Any], Any, Any]:
+    """The spec's base and grid, each field checked: (base, grid without λ, the data_dir
+    mapping when one is given per dataset, the λ grid)."""
     base = dict(spec.base)
     grid = {
         k: (v if k == "lam" and isinstance(v, Mapping) else _as_list(k, v))
@@ -327,20 +351,21 @@ def expand(spec: SweepSpec, max_runs: int = MAX_RUNS) -> Sweep:
                 f"λ keyed by this sweep's strategies ({', '.join(sorted(strategies))}), "
                 f"not {', '.join(extra)}",
             )
-    # λ varies right after the strategy (its options depend on it); seed varies fastest
-    head = [a for a in _AXES_FIRST if a in grid]
-    tail = [a for a in grid if a not in _AXES_FIRST and a != "seed"]
-    tail += ["seed"] if "seed" in grid else []
-    key_axes = head + (["lam"] if lam_grid is not None else []) + tail
-    n_runs = _count(grid, lam_grid, grid.get("strategy", [_strategy_of(base, spec)]))
-    if n_runs > max_runs:
-        raise ConfigError(
-            "max_runs",
-            max_runs,
-            f"at least {n_runs:,}, the runs this grid expands to; narrow the grid or raise "
-            "the limit (--max-runs)",
-        )
+    return base, grid, data_dirs, lam_grid
 
+
+def _points(
+    spec: SweepSpec,
+    base: dict[str, Any],
+    grid: dict[str, Any],
+    data_dirs: Any,
+    lam_grid: Any,
+    head: list[str],
+    tail: list[str],
+    key_axes: list[str],
+) -> list[SweepPoint]:
+    """One validated run per grid point, keyed by its varying fields; two points that would
+    be the same run are a ConfigError naming the axis."""
     points: list[SweepPoint] = []
     where: dict[str, tuple[int, ...]] = {}
     for pre in itertools.product(*(range(len(grid[a])) for a in head)):
@@ -372,9 +397,7 @@ def expand(spec: SweepSpec, max_runs: int = MAX_RUNS) -> Sweep:
                     )
                 where[key] = index
                 points.append(SweepPoint(key, cfg))
-    if lam_grid is not None and not any("lam=" in p.key for p in points):
-        raise ConfigError("lam", spec.grid["lam"], "unset: no strategy of this sweep has a λ")
-    return Sweep(_sweep_id(spec.name, points), spec.name, spec, tuple(points))
+    return points
 
 
 def _dataset_of(spec: SweepSpec) -> Any:
