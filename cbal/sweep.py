@@ -44,7 +44,9 @@ in its status.json, default cores / ``$CBAL_MAX_CONCURRENT``), so a sweep's run 
 numbers as the same configuration and seed started from ``cbal run`` or the dashboard;
 ``threads`` asks for another count (recorded too) for the runs that start fresh.
 Runs that train on a GPU (device ``cuda``, or ``auto`` with a GPU visible) run at
-most ``gpu_jobs`` per device at a time (lock files under ``<store>/sweeps/gpu-slots``).
+most ``gpu_jobs`` per device at a time; every run holds one of the store's concurrency slots
+(:func:`cbal.runner.slot`, the slots background runs and dashboard launches hold too), so
+sweeps and launches share one limit.
 
 On a Dask cluster (``scheduler="tcp://HOST:PORT"``) each run is one task,
 ``run_one(store_root, run_id)``, on an existing ``dask.distributed`` cluster. The workers write
@@ -74,8 +76,9 @@ from pathlib import Path
 from typing import Any
 
 from cbal import config as config_mod
+from cbal import runner
 from cbal.config import DATASETS, PRESETS, ConfigError, RunConfig
-from cbal.store import RunInfo, Store, StoreError, accuracy_text, hold_first_free
+from cbal.store import RunInfo, Store, StoreError, accuracy_text
 
 SPEC_KEYS = ("name", "preset", "base", "grid")
 # grid axes in run order; other grid fields go between these and "seed", which varies fastest
@@ -626,9 +629,9 @@ def run_one(
     try:
         # a cuda run without a GPU fails inside execute, which records it under the run's lock
         on_gpu = store.load_config(run_id).device != "cpu" and torch.cuda.is_available()
-        slot = _gpu_slot(store, gpu_jobs) if on_gpu else contextlib.nullcontext()
-        with slot as index:
-            if index is not None:
+        # every run holds one of the store's slots, shared with the dashboard's launches
+        with _gpu_slot(store, gpu_jobs) if on_gpu else runner.slot(store) as index:
+            if on_gpu:
                 torch.cuda.set_device(index)
             store.clear_cancel(run_id)  # running the sweep again is asking it to run
             execute(store, run_id, threads=threads)
@@ -660,16 +663,13 @@ def run_one(
 def _gpu_slot(store: Store, per_device: int) -> Iterator[int]:
     """Block until one of ``per_device`` slots of some visible GPU is free; yields its index.
 
-    Slots are flock'ed files named by host, so a shared store does not mix machines' GPUs."""
+    The store's one slot scheme (:func:`cbal.runner.slot`), ``devices × per_device`` of its
+    slots: slot i trains on device ``i % devices``."""
     import torch
 
     devices = max(1, torch.cuda.device_count())
-    folder = store.root / "sweeps" / "gpu-slots"
-    host = socket.gethostname()
-    slots = [(d, j) for j in range(max(1, per_device)) for d in range(devices)]
-    paths = [folder / f"{host}-cuda{d}-{j}.lock" for d, j in slots]
-    with hold_first_free(paths, _GPU_POLL_S) as i:
-        yield slots[i][0]
+    with runner.slot(store, _GPU_POLL_S, limit=devices * max(1, per_device)) as i:
+        yield i % devices
 
 
 # -- running a sweep ----------------------------------------------------------------------------
