@@ -295,11 +295,8 @@ def describe(exc: BaseException) -> str:
 class _Run:
     """What stays fixed across a run's cycles, and the labeled set / pool as they grow."""
 
-    store: Store
-    run_id: str
     prep: Prepared
     report: StatusReporter
-    device: Any
     train_images: Any
     test_images: Any
     augment: Any  # the released code scores the pool on augmented images (compat=paper)
@@ -324,9 +321,7 @@ def _start(store: Store, run_id: str, prep: Prepared, report: StatusReporter) ->
     in_pool[prep.pool.unlabeled] = True
     in_pool[labeled] = False
     augment = augmentation(cfg, train_images) if cfg.compat == "paper" else None
-    run = _Run(
-        store, run_id, prep, report, device, train_images, test_images, augment, labeled, in_pool
-    )
+    run = _Run(prep, report, train_images, test_images, augment, labeled, in_pool)
     return run, first
 
 
