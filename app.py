@@ -290,6 +290,11 @@ def validate(store: Store) -> tuple[list[str], SweepSpec | None]:
         base={**values, "data_dir": data_dir, "device": ss["f_device"]},
         grid={"strategy": strategies, "seed": seeds, **({"lam": lams} if lams else {})},
     )
+    if not errors:
+        try:
+            expand(spec)  # what Launch builds: its errors show before any run folder exists
+        except ConfigError as exc:
+            errors.append(explain(exc))
     return errors, None if errors else spec
 
 
