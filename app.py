@@ -7,6 +7,7 @@ up a comparison of strategies and shows it live; the runs train in background pr
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from cbal.data import DataError
 from cbal.loop import prepare
 from cbal.store import Store
 from cbal.strategies import STRATEGIES
+from cbal.sweep import SweepSpec, expand
 
 # the form's fields (RunConfig names) that a preset fills, and every label the errors may name
 PRESET_FIELDS = (
@@ -237,8 +239,9 @@ def lam_fields(strategies: list[str], num_classes: int) -> dict[str, float]:
     return lams
 
 
-def validate(store: Store) -> tuple[list[str], dict[str, Any] | None]:
-    """The form's problems (field named) and, when there are none, what launch needs."""
+def validate(store: Store) -> tuple[list[str], SweepSpec | None]:
+    """The form's problems (field named) and, when there are none, the sweep spec of the
+    launch: the grid strategies × seeds, as :mod:`cbal.sweep` expands every grid."""
     ss = st.session_state
     errors: list[str] = []
     strategies = list(ss["f_strategies"])
@@ -281,13 +284,24 @@ def validate(store: Store) -> tuple[list[str], dict[str, Any] | None]:
             f"unlabeled pool of {summary['pool']:,} "
             f"(head {summary['head']:,}, tail {summary['tail']:,} per class)"
         )
-    launch = {"base": base.to_dict(), "strategies": strategies, "seeds": seeds, "lams": lams}
-    return errors, None if errors else launch
+    spec = SweepSpec(
+        name="dashboard",
+        preset=ss["f_preset"],
+        base={**values, "data_dir": data_dir, "device": ss["f_device"]},
+        grid={"strategy": strategies, "seed": seeds, **({"lam": lams} if lams else {})},
+    )
+    if not errors:
+        try:
+            expand(spec)  # what Launch builds: its errors show before any run folder exists
+        except ConfigError as exc:
+            errors.append(explain(exc))
+    return errors, None if errors else spec
 
 
-def launch(store: Store, plan: dict[str, Any]) -> str:
-    base = RunConfig.from_dict(plan["base"])
-    ids = runner.start_group(store, base, plan["strategies"], plan["seeds"], plan["lams"])
+def launch(store: Store, spec: SweepSpec) -> str:
+    """The form's grid as a sweep of its own (a new group), its runs started in the background."""
+    sweep = expand(dataclasses.replace(spec, name=runner.new_group_name()))
+    ids = runner.start_sweep(store, sweep)
     st.session_state["live_runs"] = ids
     # in the address too, so that a browser refresh (a new session) shows the same live view
     st.query_params["group"] = runner.group_of(store.run_info(ids[0])) or ids[0]
@@ -304,7 +318,7 @@ def launch_form(store: Store) -> None:
     if plan is None:
         st.button("Launch", type="primary", key="launch", disabled=True)
         return
-    n = len(plan["strategies"]) * len(plan["seeds"])
+    n = len(plan.grid["strategy"]) * len(plan.grid["seed"])
     # acted on in this run, not in a callback: a callback would launch the plan of the previous
     # run, before a value typed just before the click was checked
     if st.button(f"Launch {n} run(s)", type="primary", key="launch"):

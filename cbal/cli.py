@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from cbal import config as config_mod
 from cbal.config import PRESETS, ConfigError, RunConfig
 from cbal.data import DataError
-from cbal.loop import Cancelled
+from cbal.loop import Cancelled, Prepared
 from cbal.store import Store, StoreError, accuracy_text
 
 # RunConfig fields the CLI does not offer as flags (set by presets or internally)
@@ -136,6 +136,7 @@ def _strategies_epilog() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The CLI; each sub-command's parser names the function that runs it (``func``)."""
     parser = _Parser(prog="cbal", description="Class-balanced active learning runs.")
     parser.add_argument(
         "--cache-dir",
@@ -146,6 +147,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, parser_class=_Parser, metavar="command"
     )
+    _add_run_parser(sub)
+    resume = sub.add_parser("resume", help="continue a run from its last finished cycle")
+    resume.add_argument("run_id", help="a run id from `cbal list`")
+    resume.set_defaults(func=lambda store, args: cmd_resume(store, args.run_id))
+    sub.add_parser("list", help="table of runs").set_defaults(
+        func=lambda store, args: cmd_list(store)
+    )
+    show = sub.add_parser("show", help="the cycle table of one run")
+    show.add_argument("run_id", help="a run id from `cbal list`")
+    show.set_defaults(func=lambda store, args: cmd_show(store, args.run_id))
+    _add_sweep_parser(sub)
+    _add_reproduce_parser(sub)
+    _add_export_parser(sub)
+    worker = sub.add_parser("worker")  # internal (cbal.runner); no help: left out of --help
+    worker.add_argument("run_id")
+    worker.set_defaults(func=lambda store, args: _worker(store, args.run_id))
+    return parser
+
+
+def _add_run_parser(sub: Any) -> None:
     run = sub.add_parser(
         "run",
         help="start a run in the foreground",
@@ -161,11 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_flags(run)
     run.add_argument("--threads", type=int, default=None, metavar="N", help=_THREADS_HELP)
-    resume = sub.add_parser("resume", help="continue a run from its last finished cycle")
-    resume.add_argument("run_id", help="a run id from `cbal list`")
-    sub.add_parser("list", help="table of runs")
-    show = sub.add_parser("show", help="the cycle table of one run")
-    show.add_argument("run_id", help="a run id from `cbal list`")
+    run.set_defaults(func=cmd_run)
+
+
+def _add_sweep_parser(sub: Any) -> None:
     sweep = sub.add_parser("sweep", help="a grid of runs: joblib locally, or a Dask cluster")
     sweep.add_argument("spec", nargs="?", help="YAML or JSON sweep spec (format: cbal.sweep)")
     sweep.add_argument("--name", default=None, help="sweep name (part of its id); default: sweep")
@@ -177,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--ifs", metavar="X1,X2", help="grid of imbalance factors")
     sweep.add_argument("--lams", metavar="S=X,...", help="λ per strategy (repeat S for several)")
     _add_grid_flags(sweep)
+    sweep.set_defaults(func=cmd_sweep)
+
+
+def _add_reproduce_parser(sub: Any) -> None:
     repro = sub.add_parser("reproduce", help="the paper's comparison grid and a claims report")
     repro.add_argument("--preset", choices=list(PRESETS), required=True, help="required")
     repro.add_argument("--strategies", metavar="S1,S2", help="default: the paper's nine")
@@ -187,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=None, help="report folder; default <store>/reports/<sweep id>"
     )
     _add_grid_flags(repro)
+    repro.set_defaults(func=cmd_reproduce)
+
+
+def _add_export_parser(sub: Any) -> None:
     exp = sub.add_parser("export", help="the paper's figures (PDF/SVG/PNG/CSV), an HTML report")
     chosen = exp.add_mutually_exclusive_group(required=True)
     chosen.add_argument("--runs", metavar="ID1,ID2", help="the runs to export")
@@ -213,9 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="double",
         help="print width: one column (3.5 in) or the text width (7 in); type ≥ 7 pt",
     )
-    worker = sub.add_parser("worker")  # internal (cbal.runner); no help: left out of --help
-    worker.add_argument("run_id")
-    return parser
+    exp.set_defaults(func=cmd_export)
 
 
 def _add_grid_flags(parser: argparse.ArgumentParser) -> None:
@@ -288,14 +314,20 @@ def _resume_hint(store: Store, run_id: str) -> str:
     return f"python -m cbal{where} resume {run_id}"
 
 
-def _execute(store: Store, run_id: str, quiet: bool = False, threads: int | None = None) -> int:
+def _execute(
+    store: Store,
+    run_id: str,
+    quiet: bool = False,
+    threads: int | None = None,
+    prepared: Prepared | None = None,
+) -> int:
     from cbal.loop import execute, failure_recorded
 
     cfg = store.load_config(run_id)
     done = len(store.read_cycles(run_id))
     bar, update = (None, None) if quiet else _progress_bar(cfg.cycles, done)
     try:
-        records = execute(store, run_id, update, threads)
+        records = execute(store, run_id, update, threads, prepared)
         if bar is not None:
             bar.n = cfg.cycles + 1
             bar.set_description("done")
@@ -383,10 +415,10 @@ def cmd_run(store: Store, args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads: {args.threads} is not allowed: expected an integer >= 1")
     resolve_device(cfg.device)
-    prepare(cfg)  # data problems surface before a run folder exists
+    prep = prepare(cfg)  # data problems surface before a run folder exists
     run_id = store.create_run(cfg)
     print(f"run id: {run_id}", flush=True)
-    return _execute(store, run_id, threads=args.threads)
+    return _execute(store, run_id, threads=args.threads, prepared=prep)
 
 
 def cmd_list(store: Store) -> int:
@@ -641,21 +673,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = Store(args.cache_dir)
         signal.signal(signal.SIGTERM, _raise_cancelled)
         signal.signal(signal.SIGINT, _raise_cancelled)  # Ctrl-C cancels, as the dashboard does
-        if args.command == "run":
-            return cmd_run(store, args)
-        if args.command == "resume":
-            return cmd_resume(store, args.run_id)
-        if args.command == "worker":
-            return _worker(store, args.run_id)
-        if args.command == "list":
-            return cmd_list(store)
-        if args.command == "sweep":
-            return cmd_sweep(store, args)
-        if args.command == "reproduce":
-            return cmd_reproduce(store, args)
-        if args.command == "export":
-            return cmd_export(store, args)
-        return cmd_show(store, args.run_id)
+        result: int = args.func(store, args)
+        return result
     except UsageError as exc:
         return _fail(str(exc))
     except ConfigError as exc:

@@ -965,6 +965,22 @@ def load_tiny_imagenet(data_dir: str | os.PathLike[str], image_size: int = 64) -
     root = _locate(data_dir, _TINY_DIR, "wnids.txt", _tiny_help, "Tiny ImageNet")
     help_text = _tiny_help(parent)
 
+    wnids, names = _tiny_classes(root, help_text)
+    index = {w: i for i, w in enumerate(wnids)}
+    train_paths, train_labels = _tiny_train(root, wnids, index, help_text)
+    test_paths, test_labels = _tiny_val(root, index, help_text)
+    return Dataset(
+        name="tinyimagenet",
+        x_train=_read_images(train_paths, size),
+        y_train=np.asarray(train_labels, dtype=np.int64),
+        x_test=_read_images(test_paths, size),
+        y_test=np.asarray(test_labels, dtype=np.int64),
+        class_names=tuple(names),
+    )
+
+
+def _tiny_classes(root: Path, help_text: str) -> tuple[list[str], list[str]]:
+    """Tiny ImageNet's wnids in sorted order, and their names (``words.txt``, else the wnid)."""
     wnids_file = root / "wnids.txt"
     listed = [w.strip() for w in _read_text(wnids_file, help_text).splitlines() if w.strip()]
     if len(listed) < 2 or len(set(listed)) != len(listed):
@@ -983,6 +999,14 @@ def load_tiny_imagenet(data_dir: str | os.PathLike[str], image_size: int = 64) -
             if wnid in index and words.strip():
                 names[index[wnid]] = words.split(",")[0].strip()
 
+    return wnids, names
+
+
+def _tiny_train(
+    root: Path, wnids: list[str], index: dict[str, int], help_text: str
+) -> tuple[list[Path], list[int]]:
+    """The train images' paths and labels, one folder per wnid."""
+    wnids_file = root / "wnids.txt"
     train_paths: list[Path] = []
     train_labels: list[int] = []
     for wnid in wnids:
@@ -1001,6 +1025,12 @@ def load_tiny_imagenet(data_dir: str | os.PathLike[str], image_size: int = 64) -
         train_paths.extend(files)
         train_labels.extend([index[wnid]] * len(files))
 
+    return train_paths, train_labels
+
+
+def _tiny_val(root: Path, index: dict[str, int], help_text: str) -> tuple[list[Path], list[int]]:
+    """The labelled val images (the test set), from ``val_annotations.txt``."""
+    wnids_file = root / "wnids.txt"
     annotations = root / "val" / "val_annotations.txt"
     if not annotations.is_file():
         raise DataError(
@@ -1036,14 +1066,7 @@ def load_tiny_imagenet(data_dir: str | os.PathLike[str], image_size: int = 64) -
     if not test_paths:
         raise DataError(f"Tiny ImageNet val annotations {annotations} list no images. " + help_text)
 
-    return Dataset(
-        name="tinyimagenet",
-        x_train=_read_images(train_paths, size),
-        y_train=np.asarray(train_labels, dtype=np.int64),
-        x_test=_read_images(test_paths, size),
-        y_test=np.asarray(test_labels, dtype=np.int64),
-        class_names=tuple(names),
-    )
+    return test_paths, test_labels
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import numpy as np
 from cbal.config import RunConfig, run_lam
 from cbal.store import Store, StoreError
 from cbal.strategies import SCORES, STRATEGIES, balance, cb_variant, kcenter
+from cbal.strategies.summary import selection_summary
 
 __all__ = [
     "DEFAULT_LAMS",
@@ -70,6 +71,18 @@ _EMB_HINT = (
     "re-run it with `--save-embeddings true` (and `--save-pool-arrays true`). "
     "Cost: the pool's and labeled set's penultimate features, (N + L)×d float32 per cycle, "
     "e.g. 50,000 × 512 × 4 B ≈ 100 MB per cycle for ResNet-18 on CIFAR"
+)
+
+
+# the cycle_<k>.npz arrays a re-selection reads (the embeddings only when asked)
+_ARRAYS = (
+    "selected_pos",
+    "probs",
+    "omega",
+    "labeled_counts",
+    "pool_labels",
+    "pool_indices",
+    "scores",
 )
 
 
@@ -188,8 +201,14 @@ def balance_limits(store: Store, run_id: str) -> dict[int, list[Shortfall]]:
     return limits
 
 
-def load_cycle(store: Store, run_id: str, cycle: int) -> CycleArrays:
+def load_cycle(
+    store: Store, run_id: str, cycle: int, embeddings: bool | None = None
+) -> CycleArrays:
     """The saved arrays of selecting cycle ``cycle`` of ``run_id``, with config and λ.
+
+    Only the arrays a re-selection reads come from disk: the embeddings (the largest by far)
+    when ``embeddings`` is true, or by default when the run's own strategy works on them
+    (KCenterGreedy's re-selection then is the run's own problem).
 
     Raises
     ------
@@ -223,7 +242,11 @@ def load_cycle(store: Store, run_id: str, cycle: int) -> CycleArrays:
             f"run {run_id} was made with save_pool_arrays=false, so its pool probabilities "
             f"were not kept and cycle {cycle} cannot be re-selected; {_POOL_HINT}"
         )
-    arrays = store.load_cycle_arrays(run_id, cycle)
+    if embeddings is None:
+        embeddings = STRATEGIES[cfg.strategy].needs_embeddings
+    arrays = store.load_cycle_arrays(
+        run_id, cycle, _ARRAYS + (("embeddings", "labeled_embeddings") if embeddings else ())
+    )
     missing = [k for k in ("probs", "omega", "labeled_counts", "pool_labels") if k not in arrays]
     if missing:
         raise NoPoolArrays(
@@ -528,10 +551,8 @@ def _summarize(
     notes: tuple[str, ...] = (),
 ) -> Reselection:
     picks = np.asarray(picks, dtype=np.int64)
-    probs_sel = np.asarray(ca.probs[picks], dtype=np.float64)
-    expected = probs_sel.sum(axis=0)
-    batch = balance.class_counts(ca.pool_labels[picks], ca.num_classes)
-    after = np.asarray(ca.labeled_counts, dtype=np.int64) + batch
+    summary = selection_summary(picks, ca.probs, ca.omega, ca.pool_labels, ca.labeled_counts, u)
+    assert summary.mean_informativeness is not None
     run = ca.selected_pos
     lp_bal = None
     if result is not None:
@@ -544,13 +565,13 @@ def _summarize(
         lam=float(lam),
         budget=int(picks.shape[0]),
         selected=picks,
-        expected_counts=expected,
-        balance_l1=float(np.abs(ca.omega - expected).sum()),
-        batch_counts=batch,
-        batch_l1=balance.l1_score(batch),
-        labeled_counts_after=after,
-        labeled_l1=balance.l1_score(after),
-        mean_informativeness=float(u[picks].mean()),
+        expected_counts=summary.expected_counts,
+        balance_l1=summary.balance_l1,
+        batch_counts=summary.batch_counts,
+        batch_l1=summary.batch_l1,
+        labeled_counts_after=summary.labeled_counts_after,
+        labeled_l1=summary.labeled_l1,
+        mean_informativeness=summary.mean_informativeness,
         u_source=u_source,
         jaccard=jaccard(picks, run),
         same_set=bool(np.array_equal(np.sort(picks), np.sort(run))),

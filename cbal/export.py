@@ -364,12 +364,13 @@ def _lambda_figure(
         f"the batch and of the labeled set after it (top), mean informativeness of the batch "
         f"({path.u_source}; bottom); dotted: the run's λ."
     )
+    made = plots.lambda_tradeoff(path)
     return PaperFigure(
         safe_name(f"{figure_stem([info], 'd_lambda', k)}_{info.run_id}"),
         f"λ trade-off ({label}, cycle {k})",
         caption,
-        plots.paper_style(plots.lambda_tradeoff(path), width, aspect=0.45),
-        plots.lambda_tradeoff_tidy(path).assign(run_id=info.run_id, cycle=k),
+        plots.paper_style(made.figure, width, aspect=0.45),
+        made.table.assign(run_id=info.run_id, cycle=k),
     )
 
 
@@ -405,8 +406,8 @@ def paper_figures(
     out: list[PaperFigure] = []
     notes: list[str] = []
     if "a" in wanted:
-        tidy = plots.accuracy_by_if_tidy(infos)
-        if tidy.empty:
+        made = plots.accuracy_by_if(infos)
+        if made.table.empty:
             notes.append("figure a skipped: no run has finished a cycle")
         else:
             caption = (
@@ -418,15 +419,15 @@ def paper_figures(
                     figure_stem(infos, "a_accuracy"),
                     "Test accuracy vs labeled images",
                     _counted(infos, caption),
-                    plots.paper_style(plots.accuracy_by_if(infos), width),
-                    tidy,
+                    plots.paper_style(made.figure, width),
+                    made.table,
                 )
             )
     if "b" in wanted:
         out += _distribution_figures([i for i in infos if _selecting(i)], width, notes)
     if "c" in wanted:
-        tidy = plots.l1_by_if_tidy(infos)
-        if tidy.empty:
+        made = plots.l1_by_if(infos)
+        if made.table.empty:
             notes.append("figure c skipped: no run has finished a selection")
         else:
             caption = (
@@ -438,8 +439,8 @@ def paper_figures(
                     figure_stem(infos, "c_l1"),
                     "Class imbalance (L1) per cycle",
                     _counted(infos, caption),
-                    plots.paper_style(plots.l1_by_if(infos), width, aspect=0.6),
-                    tidy,
+                    plots.paper_style(made.figure, width, aspect=0.6),
+                    made.table,
                 )
             )
     if "d" in wanted:
@@ -465,18 +466,19 @@ def _distribution_figures(
         "class; mean ± std over seeds, bars: mean counts)."
     )
     per_row = 4 if width == "double" else 2
-    return [
-        PaperFigure(
-            figure_stem(runs, "b_distribution"),
-            f"Selected images per class, {dataset}, IF = {factor:g}",
-            _counted(runs, caption),
-            plots.paper_style(
-                plots.distribution_grid(runs, max_cols=per_row), width, legend=False, aspect=0.75
-            ),
-            plots.distribution_tidy(runs),
+    out = []
+    for (dataset, factor), runs in groups.items():
+        made = plots.distribution_grid(runs, max_cols=per_row)
+        out.append(
+            PaperFigure(
+                figure_stem(runs, "b_distribution"),
+                f"Selected images per class, {dataset}, IF = {factor:g}",
+                _counted(runs, caption),
+                plots.paper_style(made.figure, width, legend=False, aspect=0.75),
+                made.table,
+            )
         )
-        for (dataset, factor), runs in groups.items()
-    ]
+    return out
 
 
 # --------------------------------------------------------------------------------------------

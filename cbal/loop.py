@@ -2,7 +2,8 @@
 
 Cycle k (0..cycles) trains a fresh model on the labeled set L_k and evaluates it; every cycle but
 the last then scores the pool and selects ``budget`` images whose labels are revealed. Seeds
-derive from (run seed, cycle), so a run resumed after a kill gives the same result.
+derive from (run seed, cycle), so a run resumed after a kill gives the same result. The method
+and the protocol are set out in docs/design.md.
 
 torch is imported inside :func:`execute` only: :func:`prepare` (validation) stays importable by
 the dashboard without loading torch.
@@ -27,6 +28,7 @@ from cbal.config import ARRAY_MODELS, IN_MEMORY, MIN_IMAGE_SIZE, ConfigError, Ru
 from cbal.store import DamagedRun, Store, StoreError, fault_point
 from cbal.strategies import STRATEGIES, SelectionContext, kcenter_features, select_checked
 from cbal.strategies.balance import class_counts, l1_score
+from cbal.strategies.summary import selection_summary
 
 Event = dict[str, Any]
 ProgressFn = Callable[[Event], None]
@@ -195,7 +197,7 @@ def replay_labeled(store: Store, run_id: str, prep: Prepared) -> tuple[np.ndarra
     in_pool[prep.pool.unlabeled] = True
     for k, record in enumerate(done):
         if record["selected_counts"] is not None:
-            selected = store.load_cycle_arrays(run_id, k).get("selected")
+            selected = store.load_cycle_arrays(run_id, k, keys=("selected",)).get("selected")
             why = _bad_selection(selected, record, in_pool, prep)
             if why or selected is None:
                 raise DamagedRun(run_id, f"cycle_{k}.npz", f"'selected' {why}")
@@ -254,11 +256,15 @@ def execute(
     run_id: str,
     progress: ProgressFn | None = None,
     threads: int | None = None,
+    prepared: Prepared | None = None,
     *,
     dataset: data.Dataset | None = None,
     model_fn: ModelFn | None = None,
 ) -> list[Event]:
     """Run (or resume) ``run_id`` to its end; returns its cycle records.
+
+    ``prepared``: the run's data as :func:`prepare` returned it for this very configuration
+    (e.g. by a caller that validated it first), so the dataset is decoded once per run.
 
     Holds the run's lock, keeps status.json current (with the run's torch thread count, see
     :func:`run_threads`), and leaves 'failed' with the error (or 'cancelled') when it stops
@@ -266,7 +272,9 @@ def execute(
     the Python objects of a run made by :func:`cbal.run` (its config cannot reload them).
     """
     cfg = store.load_config(run_id)
-    check_reloadable(run_id, cfg, dataset, model_fn)
+    check_reloadable(run_id, cfg, dataset if prepared is None else prepared.dataset, model_fn)
+    if prepared is not None and prepared.config != cfg:
+        raise ValueError(f"run {run_id}: the prepared data is for another configuration")
     with store.lock(run_id):
         n_threads = run_threads(store.read_status(run_id), threads)
         store.remove_temp_files(run_id)
@@ -284,7 +292,7 @@ def execute(
         try:
             with torch_threads(n_threads):
                 reporter = StatusReporter(store, run_id, cfg.cycles, progress)
-                _run_cycles(store, run_id, cfg, reporter, dataset, model_fn)
+                _run_cycles(store, run_id, cfg, reporter, prepared, dataset, model_fn)
         except (Cancelled, KeyboardInterrupt):  # SIGTERM, a cancel request or Ctrl-C
             store.write_status(run_id, state="cancelled", pid=None)
             store.clear_cancel(run_id)
@@ -320,29 +328,29 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _run_cycles(
-    store: Store,
-    run_id: str,
-    cfg: RunConfig,
-    report: StatusReporter,
-    dataset: data.Dataset | None = None,
-    model_fn: ModelFn | None = None,
-) -> None:
-    import torch
+@dataclass
+class _Run:
+    """What stays fixed across a run's cycles, and the labeled set / pool as they grow."""
 
-    from cbal.models import build_model
-    from cbal.train import (
-        DeviceImages,
-        augmentation,
-        evaluate,
-        infer,
-        resolve_device,
-        train_model,
-    )
+    prep: Prepared
+    report: StatusReporter
+    train_images: Any
+    test_images: Any
+    augment: Any  # the released code scores the pool on augmented images (compat=paper)
+    labeled: np.ndarray
+    in_pool: np.ndarray
+    model_fn: ModelFn | None = None  # a user's network (cbal.run), else the config's model
 
-    prep = prepare(cfg, dataset)
-    ds, num_classes = prep.dataset, prep.num_classes
-    strategy = STRATEGIES[cfg.strategy]
+    @property
+    def cfg(self) -> RunConfig:
+        return self.prep.config
+
+
+def _start(store: Store, run_id: str, prep: Prepared, report: StatusReporter) -> tuple[_Run, int]:
+    """The run's images on its device and its labeled set after the finished cycles."""
+    from cbal.train import DeviceImages, augmentation, resolve_device
+
+    cfg, ds = prep.config, prep.dataset
     device = resolve_device(cfg.device)
     train_images = DeviceImages.create(ds.x_train, ds.mean, ds.std, device)
     test_images = DeviceImages.create(ds.x_test, ds.mean, ds.std, device)
@@ -350,122 +358,152 @@ def _run_cycles(
     in_pool = np.zeros(len(ds.y_train), dtype=bool)
     in_pool[prep.pool.unlabeled] = True
     in_pool[labeled] = False
-    # the released code scores the pool on augmented images (compat=paper)
     augment = augmentation(cfg, train_images) if cfg.compat == "paper" else None
-    assert cfg.dropout is not None  # derived by make_config
+    run = _Run(prep, report, train_images, test_images, augment, labeled, in_pool)
+    return run, first
 
+
+def _run_cycles(
+    store: Store,
+    run_id: str,
+    cfg: RunConfig,
+    report: StatusReporter,
+    prepared: Prepared | None = None,
+    dataset: data.Dataset | None = None,
+    model_fn: ModelFn | None = None,
+) -> None:
+    prep = prepared if prepared is not None else prepare(cfg, dataset)
+    assert cfg.dropout is not None  # derived by make_config
+    run, first = _start(store, run_id, prep, report)
+    run.model_fn = model_fn
     for k in range(first, cfg.cycles + 1):
         seed = cycle_seed(cfg.seed, k)
         timings: dict[str, float] = {}
-
-        def on_epoch(epoch: int, epochs: int, k: int = k) -> None:
-            report(
-                {
-                    "cycle": k,
-                    "phase": "train",
-                    "step": epoch,
-                    "steps": epochs,
-                    "within": 0.8 * epoch / epochs,
-                }
-            )
-
-        report({"cycle": k, "phase": "train", "step": 0, "steps": cfg.epochs, "within": 0.0})
-        t = time.perf_counter()
-        torch.manual_seed(seed)  # weight init
-        model = (
-            model_fn(num_classes, ds.image_shape)
-            if model_fn is not None
-            else build_model(cfg.model, num_classes, ds.image_shape[0], cfg.dropout)
-        )
-        train_model(model, train_images, labeled, ds.y_train[labeled], cfg, seed, on_epoch)
-        timings["train"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        acc, per_class, _ = evaluate(
-            model, test_images, ds.y_test, num_classes, cfg.eval_batch_size
-        )
-        timings["eval"] = time.perf_counter() - t
-        counts = class_counts(ds.y_train[labeled], num_classes)
-        record: Event = {
-            "cycle": k,
-            "strategy": cfg.strategy,
-            "lam": prep.lam,
-            "labeled": int(len(labeled)),
-            "accuracy": acc,
-            "per_class_accuracy": [None if np.isnan(a) else float(a) for a in per_class],
-            "labeled_counts": counts.tolist(),
-            "selected_counts": None,
-            "batch_l1": None,
-            "labeled_l1": l1_score(counts),
-            "selection": None,
-        }
+        model, record = _train_evaluate(run, k, seed, timings)
         arrays: dict[str, np.ndarray] = {}
         if k < cfg.cycles:
-            pool_idx = np.flatnonzero(in_pool)
-            report({"cycle": k, "phase": "infer", "within": 0.85})
-            t = time.perf_counter()
-            out = infer(
-                model,
-                train_images,
-                pool_idx,
-                cfg.eval_batch_size,
-                cfg.mc_passes if strategy.needs_mc else 0,
-                seed,
-                str(cfg.mc_source),
-                augment,
-            )
-            lab_emb = (
-                infer(
-                    model,
-                    train_images,
-                    labeled,
-                    cfg.eval_batch_size,
-                    seed=seed + 1,
-                    augment=augment,
-                ).embeddings
-                if strategy.needs_embeddings or cfg.save_embeddings
-                else None
-            )
-            timings["infer"] = time.perf_counter() - t
-
-            report({"cycle": k, "phase": "select", "within": 0.92})
-            t = time.perf_counter()
-            ctx = SelectionContext(
-                probs=out.probs,
-                labeled_counts=counts,
-                mc_probs=out.mc_probs,
-                embeddings=out.embeddings,
-                labeled_embeddings=lab_emb,
-                lam=prep.lam,
-                solver=cfg.solver,
-                time_limit=cfg.solver_time_limit,
-                rng=np.random.default_rng(seed),
-                compat=cfg.compat,
-            )
-            omega = ctx.omega(cfg.budget)
-            in_pool_counts = class_counts(ds.y_train[pool_idx], num_classes)
-            sel = select_checked(strategy, ctx, cfg.budget)
-            timings["select"] = time.perf_counter() - t
-            pos = sel.indices
-            selected = pool_idx[pos]
-            picked = class_counts(ds.y_train[selected], num_classes)
-            after = counts + picked
-            record.update(
-                selected_counts=picked.tolist(),
-                batch_l1=l1_score(picked),
-                labeled_counts_after=after.tolist(),
-                labeled_l1=l1_score(after),
-                selection=sel.diagnostics,
-                omega=[float(v) for v in omega],
-                pool_counts=in_pool_counts.tolist(),
-                exhausted_classes=exhausted_classes(omega, in_pool_counts),
-            )
-            arrays = _cycle_arrays(cfg, ds, pool_idx, pos, out, ctx, sel, omega, lab_emb)
-            labeled = np.concatenate([labeled, selected])
-            in_pool[selected] = False
+            arrays = _select(run, model, k, seed, timings, record)
         record["timings"] = timings
         report({"cycle": k, "phase": "record", "within": 0.99})
         store.append_cycle(run_id, record, arrays)
+
+
+def _train_evaluate(run: _Run, k: int, seed: int, timings: dict[str, float]) -> tuple[Any, Event]:
+    """Train cycle ``k``'s fresh model on the labeled set and evaluate it: the model and the
+    cycle record up to its selection."""
+    import torch
+
+    from cbal.models import build_model
+    from cbal.train import evaluate, train_model
+
+    cfg, ds, report = run.cfg, run.prep.dataset, run.report
+    num_classes = ds.num_classes
+
+    def on_epoch(epoch: int, epochs: int) -> None:
+        within = 0.8 * epoch / epochs
+        report({"cycle": k, "phase": "train", "step": epoch, "steps": epochs, "within": within})
+
+    report({"cycle": k, "phase": "train", "step": 0, "steps": cfg.epochs, "within": 0.0})
+    t = time.perf_counter()
+    torch.manual_seed(seed)  # weight init
+    assert cfg.dropout is not None
+    model = (
+        run.model_fn(num_classes, ds.image_shape)
+        if run.model_fn is not None
+        else build_model(cfg.model, num_classes, ds.image_shape[0], cfg.dropout)
+    )
+    labeled = run.labeled
+    train_model(model, run.train_images, labeled, ds.y_train[labeled], cfg, seed, on_epoch)
+    timings["train"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    acc, per_class, _ = evaluate(
+        model, run.test_images, ds.y_test, num_classes, cfg.eval_batch_size
+    )
+    timings["eval"] = time.perf_counter() - t
+    counts = class_counts(ds.y_train[labeled], num_classes)
+    record: Event = {
+        "cycle": k,
+        "strategy": cfg.strategy,
+        "lam": run.prep.lam,
+        "labeled": int(len(labeled)),
+        "accuracy": acc,
+        "per_class_accuracy": [None if np.isnan(a) else float(a) for a in per_class],
+        "labeled_counts": counts.tolist(),
+        "selected_counts": None,
+        "batch_l1": None,
+        "labeled_l1": l1_score(counts),
+        "selection": None,
+    }
+    return model, record
+
+
+def _infer(run: _Run, model: Any, pool_idx: np.ndarray, seed: int) -> tuple[Any, np.ndarray | None]:
+    """The model's outputs on the pool, and the labeled set's embeddings when needed."""
+    from cbal.train import infer
+
+    cfg, strategy = run.cfg, STRATEGIES[run.cfg.strategy]
+    mc = cfg.mc_passes if strategy.needs_mc else 0
+    images, batch = run.train_images, cfg.eval_batch_size
+    out = infer(model, images, pool_idx, batch, mc, seed, str(cfg.mc_source), run.augment)
+    lab_emb = None
+    if strategy.needs_embeddings or cfg.save_embeddings:
+        lab_emb = infer(
+            model, images, run.labeled, batch, seed=seed + 1, augment=run.augment
+        ).embeddings
+    return out, lab_emb
+
+
+def _select(
+    run: _Run, model: Any, k: int, seed: int, timings: dict[str, float], record: Event
+) -> dict[str, np.ndarray]:
+    """Score the pool, select the batch, complete ``record`` with it and move the batch from
+    the pool to the labeled set; returns the cycle's arrays."""
+    cfg, ds, report = run.cfg, run.prep.dataset, run.report
+    pool_idx = np.flatnonzero(run.in_pool)
+    report({"cycle": k, "phase": "infer", "within": 0.85})
+    t = time.perf_counter()
+    out, lab_emb = _infer(run, model, pool_idx, seed)
+    timings["infer"] = time.perf_counter() - t
+
+    report({"cycle": k, "phase": "select", "within": 0.92})
+    t = time.perf_counter()
+    counts = np.asarray(record["labeled_counts"], dtype=np.int64)
+    ctx = SelectionContext(
+        probs=out.probs,
+        labeled_counts=counts,
+        mc_probs=out.mc_probs,
+        embeddings=out.embeddings,
+        labeled_embeddings=lab_emb,
+        lam=run.prep.lam,
+        solver=cfg.solver,
+        time_limit=cfg.solver_time_limit,
+        rng=np.random.default_rng(seed),
+        compat=cfg.compat,
+    )
+    omega = ctx.omega(cfg.budget)  # once: the strategy and the saved arrays read this one
+    pool_labels = ds.y_train[pool_idx]
+    in_pool_counts = class_counts(pool_labels, ds.num_classes)
+    sel = select_checked(STRATEGIES[cfg.strategy], ctx, cfg.budget)
+    timings["select"] = time.perf_counter() - t
+    pos = sel.indices
+    p = out.probs if sel.probs is None else sel.probs
+    summary = selection_summary(pos, p, omega, pool_labels, counts)
+    record.update(
+        selected_counts=summary.batch_counts.tolist(),
+        batch_l1=summary.batch_l1,
+        labeled_counts_after=summary.labeled_counts_after.tolist(),
+        labeled_l1=summary.labeled_l1,
+        selection=sel.diagnostics,
+        omega=[float(v) for v in omega],
+        pool_counts=in_pool_counts.tolist(),
+        exhausted_classes=exhausted_classes(omega, in_pool_counts),
+    )
+    arrays = _cycle_arrays(cfg, ds, pool_idx, pos, out, ctx, sel, lab_emb)
+    selected = pool_idx[pos]
+    run.labeled = np.concatenate([run.labeled, selected])
+    run.in_pool[selected] = False
+    return arrays
 
 
 def _cycle_arrays(
@@ -476,7 +514,6 @@ def _cycle_arrays(
     out: Any,
     ctx: SelectionContext,
     sel: Any,
-    omega: np.ndarray,
     lab_emb: np.ndarray | None,
 ) -> dict[str, np.ndarray]:
     """What cycle_<k>.npz holds: the selection always; the pool arrays for the λ explorer when
@@ -496,7 +533,7 @@ def _cycle_arrays(
             pool_indices=pool_idx,
             pool_labels=ds.y_train[pool_idx],
             probs=probs.astype(np.float32),
-            omega=omega,
+            omega=ctx.omega(cfg.budget),
             labeled_counts=ctx.labeled_counts,
         )
         if sel.scores is not None:

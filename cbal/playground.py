@@ -20,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 
 from cbal.data import imbalanced_counts
 from cbal.strategies import STRATEGIES, SelectionContext, balance
+from cbal.strategies.summary import selection_summary
 
 __all__ = [
     "STRATEGY_NAMES",
@@ -107,11 +108,7 @@ class Batch:
     l1: float  # L1 score of ``counts``
     omega: np.ndarray  # (C,) Ω: what each class needs for a balanced labeled set after the batch
     labeled_counts: np.ndarray  # (C,) the labeled set before the batch
-
-    @property
-    def labeled_l1(self) -> float:
-        """L1 score of the labeled set once the batch is labeled."""
-        return balance.l1_score(self.labeled_counts + self.counts)
+    labeled_l1: float  # L1 score of the labeled set once the batch is labeled
 
 
 class Playground:
@@ -202,16 +199,18 @@ class Playground:
             lam=lam_v if lam_v is not None else 0.0,
             rng=np.random.default_rng([self.pool.setup.seed, self.cycle]),
         )
-        picked = pool_ids[spec.select(ctx, budget).indices]
-        batch_counts = balance.class_counts(self.pool.y[picked], c)
+        sel = spec.select(ctx, budget)
+        omega = ctx.omega(budget)
+        summary = selection_summary(sel.indices, ctx.probs, omega, self.pool.y[pool_ids], counts)
         return Batch(
             strategy=strategy,
             lam=lam_v,
-            indices=picked,
-            counts=batch_counts,
-            l1=balance.l1_score(batch_counts),
-            omega=balance.target_counts(counts, budget),
+            indices=pool_ids[sel.indices],
+            counts=summary.batch_counts,
+            l1=summary.batch_l1,
+            omega=omega,
             labeled_counts=counts,
+            labeled_l1=summary.labeled_l1,
         )
 
     def next_cycle(self, strategy: str, budget: int, lam: float | None = None) -> Batch:

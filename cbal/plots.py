@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -355,6 +355,14 @@ def _run_keys(r: RunInfo, s: SeriesSet) -> dict[str, Any]:
     }
 
 
+class Chart(NamedTuple):
+    """A figure and the tidy table it was drawn from (one row per plotted value), built
+    together so that a caller showing or exporting both builds the table once."""
+
+    figure: go.Figure
+    table: pd.DataFrame
+
+
 # -- accuracy vs labeled-set size --------------------------------------------------------------
 
 
@@ -376,11 +384,11 @@ def learning_curve_tidy(runs: Sequence[RunInfo] | SeriesSet) -> pd.DataFrame:
     return _with_stats(pd.DataFrame(rows, columns=cols), "accuracy", ["series", "labeled"])
 
 
-def learning_curve(runs: Sequence[RunInfo], title: str = "Test accuracy") -> go.Figure:
+def learning_curve(runs: Sequence[RunInfo], title: str = "Test accuracy") -> Chart:
     """Accuracy vs labeled-set size, one line per series (mean over seeds, ± std band)."""
     df = learning_curve_tidy(runs)
     if df.empty:
-        return _empty(title, "no finished cycle yet")
+        return Chart(_empty(title, "no finished cycle yet"), df)
     fig = style(go.Figure(), title, height=460)
     hover = "%{x} labels: %{y:.2%} ± %{customdata[0]:.2%} (%{customdata[1]} seeds)"
     _add_bands(fig, df, "labeled", _styles(runs), hover)
@@ -390,7 +398,7 @@ def learning_curve(runs: Sequence[RunInfo], title: str = "Test accuracy") -> go.
         tickformat=".0%",
         autorangeoptions=dict(minallowed=0, maxallowed=1),
     )
-    return fig
+    return Chart(fig, df)
 
 
 # -- class balance of the selections (L1) ----------------------------------------------------
@@ -418,11 +426,11 @@ def l1_tidy(runs: Sequence[RunInfo] | SeriesSet) -> pd.DataFrame:
     return _with_stats(pd.DataFrame(rows, columns=cols), "l1", ["series", "panel", "cycle"])
 
 
-def l1_curves(runs: Sequence[RunInfo], title: str = "Class imbalance (L1) per cycle") -> go.Figure:
+def l1_curves(runs: Sequence[RunInfo], title: str = "Class imbalance (L1) per cycle") -> Chart:
     """L1 vs cycle per series, for the batch (top) and the labeled set (bottom); 0 = balanced."""
     df = l1_tidy(runs)
     if df.empty:
-        return _empty(title, "no selection yet")
+        return Chart(_empty(title, "no selection yet"), df)
     fig = make_subplots(
         rows=2,
         cols=1,
@@ -438,7 +446,7 @@ def l1_curves(runs: Sequence[RunInfo], title: str = "Class imbalance (L1) per cy
     fig.update_xaxes(dtick=1)
     fig.update_xaxes(title_text="Cycle", row=2)
     fig.update_yaxes(title_text="L1 (0 = balanced)", range=[0, 1.02])
-    return fig
+    return Chart(fig, df)
 
 
 # -- per-class histograms of one cycle's selection -------------------------------------------
@@ -529,13 +537,13 @@ def selection_histograms(
     cycle: int,
     class_names: Sequence[str] | None = None,
     order: Sequence[int] | None = None,
-) -> go.Figure:
+) -> Chart:
     """Per-class counts of the batch selected in ``cycle`` and of the labeled set after it, one
     row per run, L1 in every panel title, classes head → tail; Ω drawn for balancing strategies."""
     title = f"Selection of cycle {cycle} by class (head → tail)"
     df = histogram_tidy(runs, cycle, class_names, order)
     if df.empty:
-        return _empty(title, f"no run has finished the selection of cycle {cycle} yet")
+        return Chart(_empty(title, f"no run has finished the selection of cycle {cycle} yet"), df)
     run_ids = list(dict.fromkeys(df["run_id"]))
     fig = make_subplots(
         rows=len(run_ids),
@@ -580,7 +588,7 @@ def selection_histograms(
     fig.update_xaxes(title_text="Class (head → tail)", row=len(run_ids))
     fig.update_yaxes(title_text="Images (count)", col=1)
     fig.update_annotations(font=dict(size=14))
-    return fig
+    return Chart(fig, df)
 
 
 # -- per-class test accuracy -----------------------------------------------------------------
@@ -626,13 +634,13 @@ def per_class_accuracy(
     cycle: int,
     class_names: Sequence[str] | None = None,
     order: Sequence[int] | None = None,
-) -> go.Figure:
+) -> Chart:
     """Test accuracy per class at ``cycle`` (classes head → tail): one bar per series (mean over
     seeds) with a ± std error bar."""
     title = f"Per-class test accuracy at cycle {cycle}"
     df = per_class_tidy(runs, cycle, class_names, order)
     if df.empty:
-        return _empty(title, f"no run has finished cycle {cycle} yet")
+        return Chart(_empty(title, f"no run has finished cycle {cycle} yet"), df)
     fig = style(go.Figure(), title)
     for name, st in _styles(runs).items():
         bars = df[df["series"] == name].drop_duplicates("class").sort_values("position")
@@ -662,7 +670,7 @@ def per_class_accuracy(
         categoryarray=names,
     )
     fig.update_yaxes(title_text="Test accuracy (%)", tickformat=".0%", range=[0, 1.05])
-    return fig
+    return Chart(fig, df)
 
 
 # -- teaching pages: class-count bars and the 2-D playground -----------------------------------
@@ -788,6 +796,25 @@ def playground_figure(
         ],
     )
     style(fig, title, height=820)
+    color = strategy_color(strategy)
+    _add_playground_points(fig, c, grid, unlabeled, labeled, batch_xy, color)
+    _add_class_bars(fig, batch_counts, color, "next batch", omega=omega, row=2, col=1)
+    _add_class_bars(fig, batch_counts, color, "next batch", before=labeled_before, row=2, col=2)
+    _playground_layout(fig, grid)
+    return fig
+
+
+def _add_playground_points(
+    fig: go.Figure,
+    c: int,
+    grid: tuple[np.ndarray, np.ndarray, np.ndarray],
+    unlabeled: tuple[np.ndarray, np.ndarray],
+    labeled: tuple[np.ndarray, np.ndarray],
+    batch_xy: np.ndarray,
+    color: str,
+) -> None:
+    """The playground's top panel (``c`` classes): decision regions, the pool by hidden class,
+    the labeled points outlined and the next batch as stars in ``color``."""
     xs, ys, regions = grid
     fig.add_trace(
         go.Heatmap(
@@ -820,7 +847,6 @@ def playground_figure(
             col=1,
         )
     lab_xy, lab_y = labeled
-    color = strategy_color(strategy)
     fig.add_trace(
         go.Scatter(
             x=lab_xy[:, 0],
@@ -850,8 +876,11 @@ def playground_figure(
         row=1,
         col=1,
     )
-    _add_class_bars(fig, batch_counts, color, "next batch", omega=omega, row=2, col=1)
-    _add_class_bars(fig, batch_counts, color, "next batch", before=labeled_before, row=2, col=2)
+
+
+def _playground_layout(fig: go.Figure, grid: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """One legend entry per name, the legend below, the scatter's axes fitted to ``grid``."""
+    xs, ys, _ = grid
     seen: set[str] = set()
     for trace in fig.data:  # one legend entry per name: the stars stand for the batch's bars
         if trace.name in seen:
@@ -1043,18 +1072,18 @@ def accuracy_by_if_tidy(runs: Sequence[RunInfo]) -> pd.DataFrame:
     return _tidy_by_if(runs, learning_curve_tidy)
 
 
-def accuracy_by_if(runs: Sequence[RunInfo], title: str = "Test accuracy") -> go.Figure:
+def accuracy_by_if(runs: Sequence[RunInfo], title: str = "Test accuracy") -> Chart:
     """Accuracy vs labeled-set size, one panel per imbalance factor, mean ± std over seeds."""
     df = accuracy_by_if_tidy(runs)
     if df.empty:
-        return _empty(title, "no finished cycle yet")
+        return Chart(_empty(title, "no finished cycle yet"), df)
     hover = "%{x} labels: %{y:.2%} ± %{customdata[0]:.2%} (%{customdata[1]} seeds)"
     fig = _curves_by_if(runs, df, "labeled", None, hover, title)
     # one x title, under the middle panel: a title per narrow panel would run into the next
     fig.update_xaxes(title_text="Labeled images (count)", row=1, col=_middle(runs))
     fig.update_yaxes(tickformat=".0%")
     fig.update_yaxes(title_text="Test accuracy (%)", col=1)
-    return fig
+    return Chart(fig, df)
 
 
 def l1_by_if_tidy(runs: Sequence[RunInfo]) -> pd.DataFrame:
@@ -1065,18 +1094,18 @@ def l1_by_if_tidy(runs: Sequence[RunInfo]) -> pd.DataFrame:
 _L1_ROWS = {"batch": "L1 of the batch", "labeled": "L1 of the labeled set"}
 
 
-def l1_by_if(runs: Sequence[RunInfo], title: str = "Class imbalance (L1) per cycle") -> go.Figure:
+def l1_by_if(runs: Sequence[RunInfo], title: str = "Class imbalance (L1) per cycle") -> Chart:
     """L1 score vs cycle, one column per imbalance factor; the selected batch (top row) and the
     labeled set after it (bottom row); mean ± std over seeds."""
     df = l1_by_if_tidy(runs)
     if df.empty:
-        return _empty(title, "no selection yet")
+        return Chart(_empty(title, "no selection yet"), df)
     hover = "cycle %{x}: L1 %{y:.3f} ± %{customdata[0]:.3f} (%{customdata[1]} seeds)"
     fig = _curves_by_if(runs, df, "cycle", _L1_ROWS, hover, title)
     fig.update_xaxes(dtick=1 if df["cycle"].max() <= 5 else 2)  # room for the labels of 8
     fig.update_xaxes(title_text="Cycle", row=len(_L1_ROWS), col=_middle(runs))
     fig.update_yaxes(range=[0, 1.02])
-    return fig
+    return Chart(fig, df)
 
 
 def distribution_tidy(runs: Sequence[RunInfo] | SeriesSet) -> pd.DataFrame:
@@ -1112,14 +1141,14 @@ def distribution_grid(
     runs: Sequence[RunInfo],
     title: str = "Distribution of the selected images",
     max_cols: int | None = None,
-) -> go.Figure:
+) -> Chart:
     """The paper's Figs. 11–13: per-class counts of each cycle's selected batch, one small
     multiple per series × cycle (rows of at most ``max_cols`` cycles per series), classes
     head → tail, the series, cycle and L1 score in every panel title (mean ± std over seeds when
     the series has several; bars: mean counts)."""
     df = distribution_tidy(runs)
     if df.empty:
-        return _empty(title, "no selection yet")
+        return Chart(_empty(title, "no selection yet"), df)
     styles = _styles(runs)
     series = [name for name in styles if name in set(df["series"])]
     cycles = sorted(set(df["cycle"]))
@@ -1158,7 +1187,7 @@ def distribution_grid(
     fig.update_xaxes(title_text="", row=None)
     fig.update_xaxes(title_text="Class (head → tail)", row=n_rows)
     fig.update_yaxes(title_text="Images (count)", col=1)
-    return fig
+    return Chart(fig, df)
 
 
 # -- the λ explorer ----------------------------------------------------------------------------
@@ -1201,7 +1230,7 @@ def explorer_tidy(ca: CycleArrays, r: Reselection) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def explorer_histograms(ca: CycleArrays, r: Reselection, title: str | None = None) -> go.Figure:
+def explorer_histograms(ca: CycleArrays, r: Reselection, title: str | None = None) -> Chart:
     """What re-selection ``r`` of cycle ``ca`` picked, by class (head → tail): the predicted
     class histogram Pᵀz with Ω on top, the true class histogram (L1 in the title), and the
     labeled set after the batch (L1 in the title)."""
@@ -1231,7 +1260,7 @@ def explorer_histograms(ca: CycleArrays, r: Reselection, title: str | None = Non
     fig.update_xaxes(title_text="", row=None)
     fig.update_xaxes(title_text="Class (head → tail)", row=3)
     fig.update_yaxes(title_text="Images (count)")
-    return fig
+    return Chart(fig, df)
 
 
 def _lam_positions(lams: np.ndarray) -> tuple[np.ndarray, float]:
@@ -1269,7 +1298,7 @@ _TRADEOFF = {
 }
 
 
-def lambda_tradeoff(path: LambdaPath, title: str | None = None) -> go.Figure:
+def lambda_tradeoff(path: LambdaPath, title: str | None = None) -> Chart:
     """The λ trade-off of one cycle: L1 scores of the batch and of the labeled set after it
     (top) and the batch's mean informativeness (bottom) vs λ on a log axis, the run's λ
     marked. Balance costs informativeness: the curves show how much, and where."""
@@ -1325,4 +1354,4 @@ def lambda_tradeoff(path: LambdaPath, title: str | None = None) -> go.Figure:
     fig.update_xaxes(title_text="λ (log scale; 0 at the left)", row=2)
     fig.update_yaxes(title_text="L1 score (0 = balanced)", range=[0, 1.02], row=1)
     fig.update_yaxes(title_text="Mean informativeness (nats)", row=2)
-    return fig
+    return Chart(fig, df)

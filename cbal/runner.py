@@ -2,7 +2,7 @@
 
 Each run is a ``python -m cbal worker RUN_ID`` process in its own session, so it outlives the
 page (or shell) that started it; everything about it is read back from the store. A worker waits
-for one of ``max_concurrent`` slots (flock'ed files under ``<root>/slots``) before it trains, so
+for one of ``max_concurrent`` slots (:func:`slot`, shared with sweep runs) before it trains, so
 extra runs queue instead of fighting over the cores. No torch here: the dashboard imports this,
 and asks :func:`device_info` (a cached probe in a child process) whether a GPU is available.
 """
@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cbal import process
 from cbal.config import RunConfig
@@ -36,6 +36,9 @@ from cbal.store import (
     worker_alive,
 )
 from cbal.strategies import STRATEGIES
+
+if TYPE_CHECKING:
+    from cbal.sweep import Sweep
 
 ENV_MAX = "CBAL_MAX_CONCURRENT"
 ACTIVE = ("queued", "running")
@@ -69,9 +72,18 @@ def max_concurrent() -> int:
 
 
 @contextlib.contextmanager
-def slot(store: Store, poll: float = 0.5) -> Iterator[int]:
-    """Block until one of the concurrency slots is free and hold it (released on exit or death)."""
-    paths = [store.root / "slots" / f"{i}.lock" for i in range(max_concurrent())]
+def slot(store: Store, poll: float = 0.5, limit: int | None = None) -> Iterator[int]:
+    """Block until one of this host's concurrency slots is free and hold it (released on exit
+    or death); yields its index.
+
+    The one slot scheme of the store: flock'ed files ``<root>/slots/<host>-<i>.lock`` for
+    ``i < limit`` (default :func:`max_concurrent`). Background runs (CLI workers, dashboard
+    launches) and sweep runs all take one, so they share one limit; a sweep's GPU run asks
+    for ``devices × gpu_jobs`` slots and trains on device ``index % devices``. Named by host,
+    so a store shared by several machines never mixes their slots."""
+    n = max_concurrent() if limit is None else max(1, limit)
+    host = socket.gethostname()
+    paths = [store.root / "slots" / f"{host}-{i}.lock" for i in range(n)]
     with hold_first_free(paths, poll) as i:
         yield i
 
@@ -127,20 +139,20 @@ def start(store: Store, config: RunConfig, tags: dict[str, Any] | None = None) -
     return run_id
 
 
-def start_group(
-    store: Store,
-    base: RunConfig,
-    strategies: Iterable[str],
-    seeds: Iterable[int],
-    lams: dict[str, float] | None = None,
-) -> list[str]:
-    """One run per strategy × seed sharing ``base``'s data settings, tagged with a group id."""
-    lams = lams or {}
-    configs = [
-        base.replace(strategy=s, seed=seed, lam=lams.get(s)) for s in strategies for seed in seeds
-    ]
-    group = time.strftime("g%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-    return [start(store, cfg, tags={"group": group}) for cfg in configs]
+def start_sweep(store: Store, sweep: Sweep) -> list[str]:
+    """Create ``sweep``'s runs as :func:`cbal.sweep.create_runs` does (tagged with the sweep,
+    which is their group) and start each in the background; the run ids in grid order."""
+    from cbal.sweep import create_runs
+
+    ids = list(create_runs(store, sweep).values())
+    for run_id in ids:
+        spawn(store, run_id)
+    return ids
+
+
+def new_group_name() -> str:
+    """A name no earlier launch has: a dashboard launch is always a new group of runs."""
+    return time.strftime("g%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
 def is_alive(store: Store, run_id: str) -> bool:
@@ -239,7 +251,7 @@ def wait(store: Store, run_ids: Iterable[str], timeout: float = 600.0) -> dict[s
 
 
 def group_of(info: RunInfo) -> str | None:
-    """The group tag :func:`start_group` gave the run, if any."""
+    """The group tag of the run (its sweep, for runs of a sweep or a dashboard launch)."""
     group = (info.status.get("tags") or {}).get("group")
     return str(group) if group else None
 

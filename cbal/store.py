@@ -8,6 +8,7 @@ link: a run folder must be a real folder, and every file in it is opened with O_
 read or appended only if it is a regular file (a FIFO or device there would block or leak).
 Records are checked as they are read (:mod:`cbal.records`); a run whose files are damaged is a
 :class:`DamagedRun`, listed as such by :meth:`Store.scan_runs` beside the healthy ones.
+docs/design.md (section 4) lists every file and record field.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import tempfile
 import time
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -447,7 +448,11 @@ class Store:
             with contextlib.suppress(OSError):
                 tmp.unlink()
 
-    def load_cycle_arrays(self, run_id: str, cycle: int) -> dict[str, np.ndarray]:
+    def load_cycle_arrays(
+        self, run_id: str, cycle: int, keys: Iterable[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """The arrays of ``cycle_<cycle>.npz``; only those named in ``keys`` when given (the
+        others, e.g. embeddings, are never read from disk)."""
         name = f"cycle_{int(cycle)}.npz"
         path = self._existing(run_id) / name
         if not os.path.lexists(path):
@@ -455,7 +460,8 @@ class Store:
         try:
             fd = open_regular(path, os.O_RDONLY)
             with os.fdopen(fd, "rb") as f, np.load(f, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
+                wanted = data.files if keys is None else [k for k in data.files if k in keys]
+                return {k: data[k] for k in wanted}
         except OSError as exc:
             raise DamagedRun(run_id, name, _why(exc)) from None
         except (ValueError, EOFError, zipfile.BadZipFile) as exc:

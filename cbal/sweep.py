@@ -44,7 +44,9 @@ in its status.json, default cores / ``$CBAL_MAX_CONCURRENT``), so a sweep's run 
 numbers as the same configuration and seed started from ``cbal run`` or the dashboard;
 ``threads`` asks for another count (recorded too) for the runs that start fresh.
 Runs that train on a GPU (device ``cuda``, or ``auto`` with a GPU visible) run at
-most ``gpu_jobs`` per device at a time (lock files under ``<store>/sweeps/gpu-slots``).
+most ``gpu_jobs`` per device at a time; every run holds one of the store's concurrency slots
+(:func:`cbal.runner.slot`, the slots background runs and dashboard launches hold too), so
+sweeps and launches share one limit.
 
 On a Dask cluster (``scheduler="tcp://HOST:PORT"``) each run is one task,
 ``run_one(store_root, run_id)``, on an existing ``dask.distributed`` cluster. The workers write
@@ -74,8 +76,9 @@ from pathlib import Path
 from typing import Any
 
 from cbal import config as config_mod
+from cbal import runner
 from cbal.config import DATASETS, PRESETS, ConfigError, RunConfig
-from cbal.store import RunInfo, Store, StoreError, accuracy_text, hold_first_free
+from cbal.store import RunInfo, Store, StoreError, accuracy_text
 
 SPEC_KEYS = ("name", "preset", "base", "grid")
 # grid axes in run order; other grid fields go between these and "seed", which varies fastest
@@ -293,6 +296,30 @@ def expand(spec: SweepSpec, max_runs: int = MAX_RUNS) -> Sweep:
     """The spec's runs, each validated; a :class:`ConfigError` naming the field otherwise.
 
     A grid of more than ``max_runs`` runs is refused before any run is built."""
+    base, grid, data_dirs, lam_grid = _checked(spec)
+    # λ varies right after the strategy (its options depend on it); seed varies fastest
+    head = [a for a in _AXES_FIRST if a in grid]
+    tail = [a for a in grid if a not in _AXES_FIRST and a != "seed"]
+    tail += ["seed"] if "seed" in grid else []
+    key_axes = head + (["lam"] if lam_grid is not None else []) + tail
+    n_runs = _count(grid, lam_grid, grid.get("strategy", [_strategy_of(base, spec)]))
+    if n_runs > max_runs:
+        raise ConfigError(
+            "max_runs",
+            max_runs,
+            f"at least {n_runs:,}, the runs this grid expands to; narrow the grid or raise "
+            "the limit (--max-runs)",
+        )
+
+    points = _points(spec, base, grid, data_dirs, lam_grid, head, tail, key_axes)
+    if lam_grid is not None and not any("lam=" in p.key for p in points):
+        raise ConfigError("lam", spec.grid["lam"], "unset: no strategy of this sweep has a λ")
+    return Sweep(_sweep_id(spec.name, points), spec.name, spec, tuple(points))
+
+
+def _checked(spec: SweepSpec) -> tuple[dict[str, Any], dict[str, Any], Any, Any]:
+    """The spec's base and grid, each field checked: (base, grid without λ, the data_dir
+    mapping when one is given per dataset, the λ grid)."""
     base = dict(spec.base)
     grid = {
         k: (v if k == "lam" and isinstance(v, Mapping) else _as_list(k, v))
@@ -327,20 +354,21 @@ def expand(spec: SweepSpec, max_runs: int = MAX_RUNS) -> Sweep:
                 f"λ keyed by this sweep's strategies ({', '.join(sorted(strategies))}), "
                 f"not {', '.join(extra)}",
             )
-    # λ varies right after the strategy (its options depend on it); seed varies fastest
-    head = [a for a in _AXES_FIRST if a in grid]
-    tail = [a for a in grid if a not in _AXES_FIRST and a != "seed"]
-    tail += ["seed"] if "seed" in grid else []
-    key_axes = head + (["lam"] if lam_grid is not None else []) + tail
-    n_runs = _count(grid, lam_grid, grid.get("strategy", [_strategy_of(base, spec)]))
-    if n_runs > max_runs:
-        raise ConfigError(
-            "max_runs",
-            max_runs,
-            f"at least {n_runs:,}, the runs this grid expands to; narrow the grid or raise "
-            "the limit (--max-runs)",
-        )
+    return base, grid, data_dirs, lam_grid
 
+
+def _points(
+    spec: SweepSpec,
+    base: dict[str, Any],
+    grid: dict[str, Any],
+    data_dirs: Any,
+    lam_grid: Any,
+    head: list[str],
+    tail: list[str],
+    key_axes: list[str],
+) -> list[SweepPoint]:
+    """One validated run per grid point, keyed by its varying fields; two points that would
+    be the same run are a ConfigError naming the axis."""
     points: list[SweepPoint] = []
     where: dict[str, tuple[int, ...]] = {}
     for pre in itertools.product(*(range(len(grid[a])) for a in head)):
@@ -372,9 +400,7 @@ def expand(spec: SweepSpec, max_runs: int = MAX_RUNS) -> Sweep:
                     )
                 where[key] = index
                 points.append(SweepPoint(key, cfg))
-    if lam_grid is not None and not any("lam=" in p.key for p in points):
-        raise ConfigError("lam", spec.grid["lam"], "unset: no strategy of this sweep has a λ")
-    return Sweep(_sweep_id(spec.name, points), spec.name, spec, tuple(points))
+    return points
 
 
 def _dataset_of(spec: SweepSpec) -> Any:
@@ -603,9 +629,9 @@ def run_one(
     try:
         # a cuda run without a GPU fails inside execute, which records it under the run's lock
         on_gpu = store.load_config(run_id).device != "cpu" and torch.cuda.is_available()
-        slot = _gpu_slot(store, gpu_jobs) if on_gpu else contextlib.nullcontext()
-        with slot as index:
-            if index is not None:
+        # every run holds one of the store's slots, shared with the dashboard's launches
+        with _gpu_slot(store, gpu_jobs) if on_gpu else runner.slot(store) as index:
+            if on_gpu:
                 torch.cuda.set_device(index)
             store.clear_cancel(run_id)  # running the sweep again is asking it to run
             execute(store, run_id, threads=threads)
@@ -637,16 +663,13 @@ def run_one(
 def _gpu_slot(store: Store, per_device: int) -> Iterator[int]:
     """Block until one of ``per_device`` slots of some visible GPU is free; yields its index.
 
-    Slots are flock'ed files named by host, so a shared store does not mix machines' GPUs."""
+    The store's one slot scheme (:func:`cbal.runner.slot`), ``devices × per_device`` of its
+    slots: slot i trains on device ``i % devices``."""
     import torch
 
     devices = max(1, torch.cuda.device_count())
-    folder = store.root / "sweeps" / "gpu-slots"
-    host = socket.gethostname()
-    slots = [(d, j) for j in range(max(1, per_device)) for d in range(devices)]
-    paths = [folder / f"{host}-cuda{d}-{j}.lock" for d, j in slots]
-    with hold_first_free(paths, _GPU_POLL_S) as i:
-        yield slots[i][0]
+    with runner.slot(store, _GPU_POLL_S, limit=devices * max(1, per_device)) as i:
+        yield i % devices
 
 
 # -- running a sweep ----------------------------------------------------------------------------

@@ -311,10 +311,11 @@ def for_screen(fig: go.Figure) -> go.Figure:
     return fig
 
 
-def chart(fig: go.Figure, tidy: pd.DataFrame, key: str, stem: str | None = None) -> None:
-    """A figure, and the numbers it plots as a CSV download; downloads are named ``stem``
-    (what the figure shows, e.g. :func:`cbal.export.figure_stem`), else ``key``. In
-    presentation mode: type that reads from the back of a room, and no downloads."""
+def chart(made: plots.Chart, key: str, stem: str | None = None) -> None:
+    """A figure, and the numbers it plots (its tidy table) as a CSV download; downloads are
+    named ``stem`` (what the figure shows, e.g. :func:`cbal.export.figure_stem`), else ``key``.
+    In presentation mode: type that reads from the back of a room, and no downloads."""
+    fig, tidy = made
     if presenting():
         fig.update_layout(
             font_size=PRESENT_FONT, title_font_size=PRESENT_FONT + 6, hoverlabel_font_size=18
@@ -388,12 +389,13 @@ def figures(store: Store, infos: Sequence[RunInfo], key: str) -> None:
         st.caption(note)
     left, right = st.columns(2)
     with left, guard("Accuracy curve"):
-        curve = for_screen(plots.learning_curve(infos))
-        stem = figure_stem(infos, "accuracy")
-        chart(curve, plots.learning_curve_tidy(infos), f"{key}-curve", stem)
+        curve = plots.learning_curve(infos)
+        for_screen(curve.figure)
+        chart(curve, f"{key}-curve", figure_stem(infos, "accuracy"))
     with right, guard("L1 curves"):
-        l1 = for_screen(plots.l1_curves(infos))
-        chart(l1, plots.l1_tidy(infos), f"{key}-l1", figure_stem(infos, "l1"))
+        l1 = plots.l1_curves(infos)
+        for_screen(l1.figure)
+        chart(l1, f"{key}-l1", figure_stem(infos, "l1"))
     same_data = len({(i.config.dataset, i.config.data_dir) for i in infos}) == 1
     names = class_names(infos[0].config) if same_data else None
     cycles = max(i.config.cycles for i in infos)  # selecting cycles: 0 .. cycles - 1
@@ -409,7 +411,6 @@ def figures(store: Store, infos: Sequence[RunInfo], key: str) -> None:
     with guard("Selection histograms"):
         chart(
             plots.selection_histograms(shown, cycle, names),
-            plots.histogram_tidy(shown, cycle, names),
             f"{key}-hist",
             figure_stem(shown, f"selection_seed{seed}", cycle),
         )
@@ -428,7 +429,6 @@ def figures(store: Store, infos: Sequence[RunInfo], key: str) -> None:
     with guard("Per-class accuracy"):
         chart(
             plots.per_class_accuracy(infos, acc_cycle, names),
-            plots.per_class_tidy(infos, acc_cycle, names),
             f"{key}-perclass",
             figure_stem(infos, "per_class_accuracy", acc_cycle),
         )
@@ -466,7 +466,7 @@ def _gallery_tiles(
     root: str, run_id: str, cycle: int, cfg_json: str
 ) -> tuple[list[np.ndarray], list[str], int]:
     cfg = RunConfig.from_json(cfg_json)
-    arrays = Store(root).load_cycle_arrays(run_id, cycle)
+    arrays = Store(root).load_cycle_arrays(run_id, cycle, ("selected", "selected_pred"))
     ds = dataset_of(cfg)
     selected, pred = arrays["selected"], arrays["selected_pred"]
     true = ds.y_train[selected]

@@ -213,9 +213,7 @@ def at_lambda(
         return False
     metrics(ca, r)
     stem = f"{run_id}_{problem}_lam{r.lam:g}_cycle{cycle}"
-    ui.chart(
-        plots.explorer_histograms(ca, r), plots.explorer_tidy(ca, r), "lx-hist", f"{stem}_batch"
-    )
+    ui.chart(plots.explorer_histograms(ca, r), "lx-hist", f"{stem}_batch")
     st.caption(
         "Classes from the head of the pool to its tail. Top: the batch as the model saw it "
         "(expected class counts Pᵀz, what the balancing term compares with Ω, black ticks). "
@@ -246,7 +244,7 @@ def trade_off(
         return
     path = lambda_path(root, run_id, cycle, problem, method)
     stem = f"{run_id}_{problem}_cycle{cycle}_lambda_tradeoff"
-    ui.chart(plots.lambda_tradeoff(path), plots.lambda_tradeoff_tidy(path), "lx-path", stem)
+    ui.chart(plots.lambda_tradeoff(path), "lx-path", stem)
     how = "the CB problem solved per λ" if path.mode == "cb" else "the greedy re-run per λ"
     st.caption(
         f"{len(path.points)} values of λ (0, 0.01 … 1000 log-spaced, and the run's own, "

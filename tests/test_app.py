@@ -187,6 +187,7 @@ def test_launch_a_tiny_run_and_watch_it_finish(store):
     (info,) = store.list_runs()
     assert info.config.budget == 20 and info.config.strategy == "entropy-cb"
     assert runner.group_of(info) and at.session_state["live_runs"] == [info.run_id]
+    assert info.status["tags"]["sweep"] == runner.group_of(info)  # one grid path: a sweep
     assert "Launched 1 run(s)" in texts(at.success)
 
     assert runner.wait(store, [info.run_id], timeout=180) == {info.run_id: "done"}

@@ -256,3 +256,19 @@ def test_ctrl_c_cancels_with_a_resume_hint_and_resume_finishes(tmp_path):
     again = _cli(tmp_path, "resume", run_id)
     assert again.returncode == 0 and "already done" in again.stdout
     assert again.stderr == ""  # no progress bar for a finished run
+
+
+def test_run_decodes_the_dataset_once(tmp_path, monkeypatch, capsys):
+    from cbal import data
+
+    loads = []
+    real = data.load_dataset
+    monkeypatch.setattr(data, "load_dataset", lambda *a, **k: loads.append(a) or real(*a, **k))
+    tiny = [*TINY[:5], "1", "--epochs", "1", "--lr-milestones", "1", "--device", "cpu"]
+    code = main(
+        ["--cache-dir", str(tmp_path), "run", "--preset", "digits", *tiny, "--threads", "1"]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert len(loads) == 1  # validated and executed on the same decoded images
+    (info,) = Store(tmp_path).list_runs()
+    assert info.state == "done" and len(info.cycles) == 2

@@ -154,7 +154,8 @@ def test_cycle_without_a_selection(runs):
 
 def test_kcenter_without_embeddings_says_so(runs):
     store, ids = runs
-    ca = explore.load_cycle(store, ids["entropy-cb"], 0)
+    assert not explore.load_cycle(store, ids["entropy-cb"], 0).has_embeddings  # not read
+    ca = explore.load_cycle(store, ids["entropy-cb"], 0, embeddings=True)
     assert ca.has_embeddings  # digits preset saves them: drop them
     bare = explore.CycleArrays(
         strategy="kcenter-cb",

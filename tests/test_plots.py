@@ -6,6 +6,7 @@ import colorsys
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cbal import plots
@@ -76,7 +77,7 @@ def test_learning_curve_mean_and_std_over_seeds():
         make_run("entropy", 1, [0.4, 0.5]),
         make_run("entropy", 2, [0.3, 0.7]),
     ]
-    fig = plots.learning_curve(runs)
+    fig = plots.learning_curve(runs).figure
     (line,) = traces(fig, "Entropy")
     assert list(line.x) == [40, 60]
     np.testing.assert_allclose(line.y, [0.3, 0.5])
@@ -97,7 +98,7 @@ def test_learning_curve_mean_and_std_over_seeds():
 
 def test_one_seed_has_no_band_and_strategies_are_separate_series():
     runs = [make_run("entropy", 0, [0.2, 0.3]), make_run("entropy-cb", 0, [0.25, 0.4])]
-    fig = plots.learning_curve(runs)
+    fig = plots.learning_curve(runs).figure
     assert [t.name for t in fig.data] == ["Entropy", "Entropy-CB (λ=0.6)"]
     assert plots.learning_curve_tidy(runs)["std"].isna().all()
     np.testing.assert_allclose(traces(fig, "Entropy-CB (λ=0.6)")[0].y, [0.25, 0.4])
@@ -109,7 +110,7 @@ def test_series_names_show_lambda_and_what_differs():
     names = plots.series_names([a, b])
     assert names[a.run_id] == "KCenterGreedy-CB (λ=5) · IF=0.1"
     assert names[b.run_id] == "KCenterGreedy-CB (λ=5) · IF=0.5"
-    fig = plots.learning_curve([a, b])
+    fig = plots.learning_curve([a, b]).figure
     # same strategy → same colour, told apart by the dash
     assert {t.line.color for t in fig.data} == {plots.strategy_color("kcenter-cb")}
     assert len({t.line.dash for t in fig.data}) == 2
@@ -148,13 +149,13 @@ def test_colours_are_fixed_okabe_ito_and_shared_by_every_figure():
         assert plots.strategy_dash(cb) == "solid" and plots.strategy_dash(base) == "dash"
     runs = [make_run("bald", 0, [0.2, 0.3]), make_run("bald-cb", 0, [0.2, 0.35])]
     want = {"BALD": "#E69F00", "BALD-CB (λ=0.6)": "#D55E00"}
-    for fig in (plots.learning_curve(runs), plots.l1_curves(runs)):
+    for fig in (plots.learning_curve(runs).figure, plots.l1_curves(runs).figure):
         for t in fig.data:
             if t.name in want:
                 assert t.line.color == want[t.name]
-    bars = plots.per_class_accuracy(runs, 1)
+    bars = plots.per_class_accuracy(runs, 1).figure
     assert {t.name: t.marker.color for t in bars.data} == want
-    hist = plots.selection_histograms(runs, 0)
+    hist = plots.selection_histograms(runs, 0).figure
     assert {t.marker.color for t in hist.data if t.type == "bar" and t.name in want} == set(
         want.values()
     )
@@ -169,7 +170,7 @@ def test_l1_curves_per_panel_skip_the_last_cycle():
     want = [r.cycles[1]["batch_l1"] for r in runs]
     np.testing.assert_allclose(batch["mean"], np.mean(want))
     np.testing.assert_allclose(batch["std"], np.std(want, ddof=1))
-    fig = plots.l1_curves(runs)
+    fig = plots.l1_curves(runs).figure
     assert [a.text for a in fig.layout.annotations] == list(plots.L1_PANELS.values())
     lines = traces(fig, "Entropy")
     assert len(lines) == 2 and [t.showlegend for t in lines] == [True, False]
@@ -177,7 +178,7 @@ def test_l1_curves_per_panel_skip_the_last_cycle():
 
 def test_histograms_have_l1_titles_and_omega_only_for_cb():
     runs = [make_run("entropy", 0, [0.2, 0.3]), make_run("entropy-cb", 0, [0.2, 0.3])]
-    fig = plots.selection_histograms(runs, 0)
+    fig = plots.selection_histograms(runs, 0).figure
     titles = [a.text for a in fig.layout.annotations]
     rec = runs[1].cycles[0]
     assert titles[0] == f"Entropy: batch, L1 = {runs[0].cycles[0]['batch_l1']:.2f}"
@@ -205,7 +206,7 @@ def test_histograms_order_classes_head_to_tail():
         assert plots.class_order(cfg, C) == list(range(C))
     names = [f"c{c}" for c in range(C)]
     order = list(range(C))[::-1]
-    fig = plots.selection_histograms([run], 0, class_names=names, order=order)
+    fig = plots.selection_histograms([run], 0, class_names=names, order=order).figure
     want = [names[c] for c in order]
     assert list(fig.layout.xaxis.categoryarray) == want
     bar = next(t for t in fig.data if t.type == "bar")
@@ -221,7 +222,7 @@ def test_per_class_accuracy_mean_std_and_missing_classes():
     np.testing.assert_allclose(c3["mean"], 0.43)
     np.testing.assert_allclose(c3["std"], np.std([0.33, 0.53], ddof=1))
     assert tidy[tidy["class"] == C - 1]["accuracy"].isna().all()  # no test image: no value
-    fig = plots.per_class_accuracy(runs, 1)
+    fig = plots.per_class_accuracy(runs, 1).figure
     (bars,) = fig.data
     np.testing.assert_allclose(bars.y[:3], [0.4, 0.41, 0.42])
     assert bars.error_y.visible
@@ -235,17 +236,17 @@ def test_figures_without_data_say_so():
     queued = RunInfo("q", preset("digits", strategy="entropy"), {"state": "queued"}, [])
     assert plots.learning_curve_tidy([queued]).empty
     for fig in (
-        plots.learning_curve([queued]),
-        plots.l1_curves([queued]),
-        plots.selection_histograms([queued], 0),
-        plots.per_class_accuracy([queued], 0),
+        plots.learning_curve([queued]).figure,
+        plots.l1_curves([queued]).figure,
+        plots.selection_histograms([queued], 0).figure,
+        plots.per_class_accuracy([queued], 0).figure,
     ):
         assert not fig.data
         assert "yet" in fig.layout.annotations[0].text
 
 
 def test_figures_are_styled_for_print():
-    fig = plots.learning_curve([make_run("entropy", 0, [0.2, 0.3])])
+    fig = plots.learning_curve([make_run("entropy", 0, [0.2, 0.3])]).figure
     assert fig.layout.font.size >= 12 and fig.layout.template.layout.paper_bgcolor == "white"
     assert fig.layout.xaxis.title.text == "Labeled images (count)"
     assert fig.layout.yaxis.title.text == "Test accuracy (%)"
@@ -293,7 +294,7 @@ def test_duplicates_and_mixed_configurations_are_never_pooled():
     assert note is not None and note.startswith("1 run(s) left out") and "cli-s0" in note
     assert plots.duplicates_note([dash, seed1]) is None
     # the figure: one line per series, in one colour, told apart by dash
-    fig = plots.learning_curve(runs)
+    fig = plots.learning_curve(runs).figure
     lines = [t for t in fig.data if t.fill != "toself"]
     assert sorted(t.name for t in lines) == sorted(set(names.values()))
     assert len({t.line.dash for t in lines}) == 2
@@ -351,14 +352,27 @@ def test_panels_per_if_average_within_the_if_with_one_name_across_panels():
         0.1: 0,
         1.0: 1,
     }
-    fig = plots.accuracy_by_if(runs)
+    fig = plots.accuracy_by_if(runs).figure
     assert [t.name for t in fig.data if t.showlegend] == ["Entropy"]
 
 
 def test_accuracy_axis_never_leaves_0_to_100_percent():
     wide = plots.learning_curve(
         [make_run("entropy", 0, [0.33, 0.5]), make_run("entropy", 1, [0.9, 1])]
-    )
+    ).figure
     axis = wide.layout.yaxis  # a band of ± std (or a single point) must not stretch it
     assert (axis.autorangeoptions.minallowed, axis.autorangeoptions.maxallowed) == (0, 1)
     assert axis.tickformat == ".0%"
+
+
+def test_figure_builders_return_the_table_they_drew():
+    runs = [make_run("entropy", s, [0.2, 0.3, 0.4]) for s in (0, 1)]
+    for made, tidy in (
+        (plots.learning_curve(runs), plots.learning_curve_tidy(runs)),
+        (plots.l1_curves(runs), plots.l1_tidy(runs)),
+        (plots.selection_histograms(runs, 0), plots.histogram_tidy(runs, 0)),
+        (plots.per_class_accuracy(runs, 1), plots.per_class_tidy(runs, 1)),
+    ):
+        figure, table = made
+        assert len(figure.data) > 0 and len(table) > 0
+        pd.testing.assert_frame_equal(table, tidy)

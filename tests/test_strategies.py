@@ -99,3 +99,37 @@ def test_unknown_strategy_and_missing_arrays():
         get("bald").select(ctx, 2)
     with pytest.raises(ValueError, match="embeddings"):
         get("kcenter").select(ctx, 2)
+
+
+@pytest.mark.parametrize("name", ["entropy-cb", "kcenter-cb", "entropy-pl"])
+def test_omega_is_computed_once_per_step_and_carried(name, monkeypatch):
+    from cbal.strategies import balance
+
+    calls = []
+    real = balance.target_counts
+    monkeypatch.setattr(balance, "target_counts", lambda *a: calls.append(a) or real(*a))
+    ctx = _ctx(lam=STRATEGIES[name].default_lam(5))
+    omega = ctx.omega(15)  # the loop's call
+    sel = STRATEGIES[name].select(ctx, 15)
+    assert len(calls) == 1 and sel.omega is omega  # the strategy read the carried Ω
+    assert ctx.omega(15) is omega
+
+
+def test_selection_summary_by_hand():
+    from cbal.strategies.summary import selection_summary
+
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5], [1.0, 0.0]])
+    s = selection_summary(
+        np.array([0, 1]),
+        probs,
+        np.array([1.5, 0.5]),
+        np.array([0, 1, 1, 0]),
+        np.array([3, 1]),
+        u=np.array([0.3, 0.5, 0.7, 0.0]),
+    )
+    np.testing.assert_allclose(s.expected_counts, [1.1, 0.9])
+    assert s.balance_l1 == pytest.approx(0.4 + 0.4)
+    assert s.batch_counts.tolist() == [1, 1] and s.batch_l1 == 0.0
+    assert s.labeled_counts_after.tolist() == [4, 2]
+    assert s.labeled_l1 == pytest.approx(abs(4 - 3) * 2 / (2 * 6 * 1) * 2)
+    assert s.mean_informativeness == pytest.approx(0.4)

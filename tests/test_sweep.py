@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from cbal import runner
 from cbal import sweep as sw
 from cbal.cli import main
 from cbal.config import ConfigError
@@ -212,6 +213,24 @@ def test_gpu_slots_limit_runs_per_device(tmp_path, monkeypatch):
     assert got in ([0], [1])
     with sw._gpu_slot(store, 2) as c, sw._gpu_slot(store, 2) as d:
         assert {c, d} <= {0, 1}  # two per device allowed (one slot is still held by the waiter)
+
+
+def test_sweep_runs_share_the_slots_of_background_runs(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("CBAL_MAX_CONCURRENT", "1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(sw, "_GPU_POLL_S", 0.02)
+    store = Store(tmp_path)
+    got: list[int] = []
+    with runner.slot(store) as held:  # a dashboard launch's run is training
+        assert held == 0
+        waiter = threading.Thread(target=lambda: got.append(sw._gpu_slot(store, 1).__enter__()))
+        waiter.start()
+        time.sleep(0.3)
+        assert got == []  # the sweep's run waits for the same slot
+    waiter.join(5)
+    assert got == [0]
 
 
 # -- running sweeps in this process ---------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from cbal.strategies import balance, kcenter, paper, scores
+from cbal.strategies import balance, kcenter, paper, scores, summary
 
 
 @dataclass
@@ -32,6 +32,9 @@ class SelectionContext:
     time_limit: float = 60.0
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
     compat: str = "clean"  # "paper": the released code's quirks (cbal.strategies.paper)
+    # Ω of this step, computed on first use and then carried (the loop, the strategy and the
+    # saved arrays all read this one value)
+    _omega: tuple[int, np.ndarray] | None = field(default=None, init=False, repr=False)
 
     @property
     def num_classes(self) -> int:
@@ -45,9 +48,13 @@ class SelectionContext:
 
     def omega(self, budget: int) -> np.ndarray:
         """Ω for this step: exact threshold, or the released code's truncated one."""
-        if self.compat == "paper":
-            return paper.truncated_target_counts(self.labeled_counts, budget)
-        return balance.target_counts(self.labeled_counts, budget)
+        if self._omega is None or self._omega[0] != budget:
+            if self.compat == "paper":
+                value = paper.truncated_target_counts(self.labeled_counts, budget)
+            else:
+                value = balance.target_counts(self.labeled_counts, budget)
+            self._omega = (budget, value)
+        return self._omega[1]
 
 
 @dataclass
@@ -171,12 +178,12 @@ def class_balanced(score: Score) -> Callable[[SelectionContext, int], Selection]
 def _balance_diagnostics(
     probs: np.ndarray, indices: np.ndarray, omega: np.ndarray, extra: dict[str, Any]
 ) -> dict[str, Any]:
-    expected = probs[indices].sum(axis=0)
+    expected, gap = summary.predicted_balance(probs, indices, omega)
     return {
         **extra,
         "omega": [float(v) for v in omega],
         "expected_counts": [float(v) for v in expected],
-        "balance_l1": float(np.abs(omega - expected).sum()),
+        "balance_l1": gap,
     }
 
 

@@ -751,16 +751,12 @@ def coreset_mip(
     """CoreSet selection: Sener & Savarese's robust k-center MIP, solved with HiGHS.
 
     1. Run :func:`kcenter_greedy` (``lam = 0``).
-    2. Choose the points of the MIP: all pool points if ``N <= max_points``, else the greedy
-       picks plus a random sample of the other pool points (``max_points`` in all).
-    3. Binary search for the smallest feasible covering radius ``delta`` among the candidate
-       radii (the distinct pairwise distances of the used points and their distances to the
-       labeled set) between a lower bound and the greedy's radius on the used points, each
-       feasibility a MIP (see ``_solve_radius``) with the remaining share of ``time_limit``.
-       Without outliers the lower bound is the classic ``delta_greedy / 2``, computed as half the
-       smallest distance among the greedy picks, the greedy's farthest point and the labeled set
-       (equal to ``delta_greedy / 2`` in exact arithmetic, and a proof whatever the rounding);
-       with outliers the search goes down to 0.
+    2. Choose the MIP's points (:func:`_mip_points`): the whole pool up to ``max_points``, else
+       the greedy picks plus a random sample of the others.
+    3. Bound the optimal radius from below (:func:`_lower_bound`: the classic
+       ``delta_greedy / 2``, proven on exact distances; 0 with outliers), then bisect on the
+       candidate radii up to the greedy's (:func:`_bisect_radius`), each probe a feasibility
+       MIP (:func:`_solve_radius`) with the remaining share of ``time_limit``.
     4. Return the best selection found; if none beats the greedy because a solve timed out or
        failed, return the greedy selection with ``fallback=True`` and a warning.
 
@@ -800,6 +796,73 @@ def coreset_mip(
     points; ``greedy_radius_full`` gives the greedy's radius over the whole pool for contrast.
     With ``N <= max_points`` nothing is approximated.
     """
+    time_limit, outlier_fraction, max_points, gen = _mip_args(
+        time_limit, outlier_fraction, max_points, rng
+    )
+    state = _pool_state(embeddings, labeled_embeddings, budget, None, None, chunk_size)
+    picks, greedy_full = state.greedy(0.0, final_radius=True)
+    n = state.x.shape[0]
+    budget = len(picks)
+    if n > max_points and budget >= max_points:
+        return _fallback(
+            picks,
+            f"budget {budget} needs more than max_points={max_points} points in the MIP "
+            f"(pool of {n}); raise max_points or use the greedy",
+            greedy_full,
+            greedy_radius_full=greedy_full,
+            solve_time=0.0,
+        )
+    t0 = time.perf_counter()
+    used = _mip_points(n, picks, max_points, gen)
+    mip = _MipPoints.build(state.x, state.lab, used, picks, outlier_fraction, chunk_size)
+    lower = _lower_bound(mip)
+    search = _bisect_radius(mip, lower, budget, time_limit)
+    common: dict[str, Any] = {
+        "greedy_radius_full": greedy_full,
+        "n_points": int(used.size),
+        "n_outliers": mip.n_outliers,
+        "subsampled": bool(used.size < n),
+        # every candidate below the search's low end was proven infeasible
+        "lower_bound": max(lower, search.lower),
+        "n_solves": search.n_solves,
+        "solve_time": time.perf_counter() - t0,
+    }
+    if search.best_radius >= mip.greedy_radius and not search.proven:
+        return _fallback(
+            picks,
+            f"{search.stop_reason} after {search.n_solves} MIP solve(s) without beating the "
+            f"greedy radius {mip.greedy_radius:.6g}",
+            mip.greedy_radius,
+            **common,
+        )
+    indices = picks if search.best_pos is mip.pos else used[search.best_pos].astype(np.int64)
+    if search.proven:
+        status = "optimal"
+    else:
+        why = search.stop_reason
+        status = "time_limit" if why.startswith("time") else f"incomplete: {why}"
+        warnings.warn(
+            f"coreset_mip: {why}; returning the best MIP solution found "
+            f"(radius {search.best_radius:.6g} vs greedy {mip.greedy_radius:.6g}), "
+            "not proven optimal",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return CoresetResult(
+        indices=indices,
+        radius=search.best_radius,
+        greedy_radius=mip.greedy_radius,
+        status=status,
+        optimal=search.proven,
+        fallback=False,
+        **common,
+    )
+
+
+def _mip_args(
+    time_limit: float, outlier_fraction: float, max_points: int, rng: Any
+) -> tuple[float, float, int, np.random.Generator]:
+    """coreset_mip's options, checked; ``rng`` as a Generator (None: seed 0)."""
     time_limit = _check_real(time_limit, "time_limit")
     if time_limit <= 0:
         raise ValueError(f"time_limit must be > 0, got {time_limit}")
@@ -813,87 +876,107 @@ def coreset_mip(
         gen = rng
     else:
         raise ValueError(f"rng must be a numpy Generator, an int or None, got {rng!r}")
+    return time_limit, outlier_fraction, max_points, gen
 
-    state = _pool_state(embeddings, labeled_embeddings, budget, None, None, chunk_size)
-    picks, greedy_full = state.greedy(0.0, final_radius=True)
-    x, lab = state.x, state.lab
-    n = x.shape[0]
-    budget = len(picks)
 
-    def fallback(reason: str, radius: float, greedy_radius: float, **extra: Any) -> CoresetResult:
-        status = f"greedy_fallback: {reason}"
-        warnings.warn(
-            f"coreset_mip: {status}; returning the greedy selection", RuntimeWarning, stacklevel=3
-        )
-        extra.setdefault("greedy_radius_full", greedy_full)
-        return CoresetResult(
-            indices=picks,
-            radius=radius,
-            greedy_radius=greedy_radius,
-            status=status,
-            optimal=False,
-            fallback=True,
-            **extra,
-        )
+def _fallback(picks: np.ndarray, reason: str, radius: float, **extra: Any) -> CoresetResult:
+    """The greedy selection, with a warning saying why the MIP could not improve on it."""
+    status = f"greedy_fallback: {reason}"
+    warnings.warn(
+        f"coreset_mip: {status}; returning the greedy selection", RuntimeWarning, stacklevel=3
+    )
+    return CoresetResult(
+        indices=picks,
+        radius=radius,
+        greedy_radius=radius,
+        status=status,
+        optimal=False,
+        fallback=True,
+        **extra,
+    )
 
-    if n > max_points and budget >= max_points:
-        return fallback(
-            f"budget {budget} needs more than max_points={max_points} points in the MIP "
-            f"(pool of {n}); raise max_points or use the greedy",
-            greedy_full,
-            greedy_full,
-            solve_time=0.0,
-        )
 
-    t0 = time.perf_counter()
-    # --- the points of the MIP -----------------------------------------------------------
+def _mip_points(n: int, picks: np.ndarray, max_points: int, gen: np.random.Generator) -> np.ndarray:
+    """The pool points of the MIP: all of them up to ``max_points``, else the greedy picks plus
+    a random sample of the others (``max_points`` in all)."""
     if n <= max_points:
-        used = np.arange(n)
-    else:
-        unpicked = np.ones(n, dtype=bool)
-        unpicked[picks] = False
-        others = np.flatnonzero(unpicked)
-        extra = gen.choice(others, size=max_points - budget, replace=False)
-        used = np.sort(np.concatenate([picks, extra]))
-    m = used.size
-    n_outliers = math.floor(outlier_fraction * m)
-    # float64 from here on: exact-enough distances for proving bounds
-    xs = x[used].astype(np.float64)
-    dist = cdist(xs, xs)
-    lab64 = lab.astype(np.float64)
-    dist_lab = _min_dist(xs, _sq_norms(xs), lab64, _sq_norms(lab64), chunk_size)
-    pos = np.searchsorted(used, picks)  # positions of the greedy picks among the used points
-    greedy_cover = _coverage(dist, dist_lab, pos)
-    greedy_radius = _robust_radius(greedy_cover, n_outliers)
+        return np.arange(n)
+    unpicked = np.ones(n, dtype=bool)
+    unpicked[picks] = False
+    others = np.flatnonzero(unpicked)
+    extra = gen.choice(others, size=max_points - len(picks), replace=False)
+    return np.sort(np.concatenate([picks, extra]))
 
-    common: dict[str, Any] = {
-        "greedy_radius_full": greedy_full,
-        "n_points": int(m),
-        "n_outliers": n_outliers,
-        "subsampled": bool(m < n),
-    }
-    # --- lower bound ------------------------------------------------------------------------
-    lower = 0.0
-    if n_outliers == 0 and greedy_radius > 0:
-        # The greedy picks and the farthest used point are b + 1 points, each farther than s
-        # from the labeled set and from one another. A radius r < s/2 would need b + 1 distinct
-        # new centers (one center within r of two of them puts them within 2r < s), so the
-        # optimum is >= s/2 -- proven on these exact distances, whatever rounding the greedy saw.
-        far = int(np.argmax(greedy_cover))
-        q = np.append(pos, far)
-        sub = dist[np.ix_(q, q)]
-        np.fill_diagonal(sub, np.inf)
-        lower = 0.5 * float(min(sub.min(), dist_lab[q].min()))
+
+@dataclass(frozen=True)
+class _MipPoints:
+    """The MIP's points in float64 (exact-enough distances for proving bounds): pairwise and
+    labeled-set distances, and the greedy's picks and robust radius among them."""
+
+    dist: np.ndarray  # (m, m)
+    dist_lab: np.ndarray  # (m,) to the nearest labeled point
+    pos: np.ndarray  # positions of the greedy picks among the used points
+    greedy_cover: np.ndarray  # (m,) coverage distance under the greedy's centers
+    greedy_radius: float
+    n_outliers: int
+
+    @classmethod
+    def build(
+        cls,
+        x: np.ndarray,
+        lab: np.ndarray,
+        used: np.ndarray,
+        picks: np.ndarray,
+        outlier_fraction: float,
+        chunk_size: int,
+    ) -> _MipPoints:
+        n_outliers = math.floor(outlier_fraction * used.size)
+        xs = x[used].astype(np.float64)
+        dist = cdist(xs, xs)
+        lab64 = lab.astype(np.float64)
+        dist_lab = _min_dist(xs, _sq_norms(xs), lab64, _sq_norms(lab64), chunk_size)
+        pos = np.searchsorted(used, picks)
+        cover = _coverage(dist, dist_lab, pos)
+        radius = _robust_radius(cover, n_outliers)
+        return cls(dist, dist_lab, pos, cover, radius, n_outliers)
+
+
+def _lower_bound(mip: _MipPoints) -> float:
+    """A proven lower bound on the optimal radius: 0 with outliers.
+
+    The greedy picks and the farthest used point are b + 1 points, each farther than s from
+    the labeled set and from one another. A radius r < s/2 would need b + 1 distinct new
+    centers (one center within r of two of them puts them within 2r < s), so the optimum is
+    >= s/2 -- proven on these exact distances, whatever rounding the greedy saw."""
+    if mip.n_outliers or mip.greedy_radius <= 0:
+        return 0.0
+    far = int(np.argmax(mip.greedy_cover))
+    q = np.append(mip.pos, far)
+    sub = mip.dist[np.ix_(q, q)]
+    np.fill_diagonal(sub, np.inf)
+    return 0.5 * float(min(sub.min(), mip.dist_lab[q].min()))
+
+
+@dataclass(frozen=True)
+class _Search:
+    best_pos: np.ndarray
+    best_radius: float
+    lower: float  # the smallest candidate not proven infeasible (0 when none)
+    n_solves: int
+    proven: bool
+    stop_reason: str
+
+
+def _bisect_radius(mip: _MipPoints, lower: float, budget: int, time_limit: float) -> _Search:
+    """Binary search for the smallest feasible radius among the candidate radii (distinct
+    distances between ``lower`` and the greedy's radius), one MIP per probe, all of them
+    within ``time_limit`` seconds of solving."""
+    dist, dist_lab, greedy_radius = mip.dist, mip.dist_lab, mip.greedy_radius
     values = np.concatenate([dist.ravel(), dist_lab[np.isfinite(dist_lab)], [greedy_radius]])
     cands = np.unique(values[(values >= lower) & (values <= greedy_radius)])
-
-    # --- binary search on the radius ------------------------------------------------------------
-    best_pos, best_radius = pos, greedy_radius
+    best_pos, best_radius = mip.pos, greedy_radius
     lo_i, hi_i = 0, int(np.searchsorted(cands, greedy_radius))
-    n_solves = 0
-    proven = True
-    stop_reason = ""
-    solve_time = 0.0
+    n_solves, proven, stop_reason, solve_time = 0, True, "", 0.0
     while lo_i < hi_i:
         remaining = time_limit - solve_time
         if remaining <= 1e-3:
@@ -903,12 +986,12 @@ def coreset_mip(
         delta = float(cands[mid])
         t_solve = time.perf_counter()
         outcome, centers, message = _solve_radius(
-            dist, dist_lab, budget, n_outliers, delta, remaining
+            dist, dist_lab, budget, mip.n_outliers, delta, remaining
         )
         solve_time += time.perf_counter() - t_solve
         n_solves += 1
         if outcome == "feasible" and centers is not None:
-            radius = _robust_radius(_coverage(dist, dist_lab, centers), n_outliers)
+            radius = _robust_radius(_coverage(dist, dist_lab, centers), mip.n_outliers)
             if radius <= delta * (1 + 1e-12):
                 if radius < best_radius:
                     best_pos, best_radius = centers, radius
@@ -925,39 +1008,6 @@ def coreset_mip(
             else f"solver failure ({message})"
         )
         break
-    total_time = time.perf_counter() - t0
-    # The optimum is one of the candidates, and every candidate below cands[lo_i] was proven
-    # infeasible (lo_i only moves on proofs), so cands[lo_i] is a lower bound; = the optimum
-    # when the search finished.
-    if cands.size and lo_i < cands.size:
-        lower = max(lower, float(cands[lo_i]))
-    common.update(lower_bound=lower, n_solves=n_solves, solve_time=total_time)
-
-    if best_radius >= greedy_radius and not proven:
-        return fallback(
-            f"{stop_reason} after {n_solves} MIP solve(s) without beating the greedy radius "
-            f"{greedy_radius:.6g}",
-            greedy_radius,
-            greedy_radius,
-            **common,
-        )
-    indices = picks if best_pos is pos else used[best_pos].astype(np.int64)
-    if proven:
-        status = "optimal"
-    else:
-        status = "time_limit" if stop_reason.startswith("time") else f"incomplete: {stop_reason}"
-        warnings.warn(
-            f"coreset_mip: {stop_reason}; returning the best MIP solution found "
-            f"(radius {best_radius:.6g} vs greedy {greedy_radius:.6g}), not proven optimal",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return CoresetResult(
-        indices=indices,
-        radius=best_radius,
-        greedy_radius=greedy_radius,
-        status=status,
-        optimal=proven,
-        fallback=False,
-        **common,
-    )
+    # the optimum is one of the candidates and lo_i only moves on proofs of infeasibility
+    low = float(cands[lo_i]) if cands.size and lo_i < cands.size else 0.0
+    return _Search(best_pos, best_radius, low, n_solves, proven, stop_reason)
