@@ -12,7 +12,7 @@ import streamlit as st
 from cbal import explore, plots, ui
 from cbal.store import RunInfo, Store, StoreError
 from cbal.strategies import STRATEGIES, cb_variant
-from cbal.strategies.balance import METHODS
+from cbal.strategies.balance import METHODS, SLOW_METHODS
 
 # the slider's stops: 0, then 10 per decade from 0.01 to 1000 (rounded for display)
 LAMS = (0.0, *(float(f"{v:.3g}") for v in np.logspace(-2, 3, 51)))
@@ -163,7 +163,7 @@ def explorer(root: str, run_id: str, cycle: int, ca: explore.CycleArrays) -> Non
             disabled=kcenter,
             help="\n\n".join(f"{name}: {line}" for name, line in METHODS.items()),
         )
-        if method in ("binary", "cvxpy", "milp") and not kcenter:
+        if method in SLOW_METHODS and not kcenter:
             st.caption(
                 f"{method} can take much longer than lp-round on a big pool (binary and milp "
                 f"stop at the run's time limit, {ca.time_limit:g} s, and say so)."
@@ -233,7 +233,7 @@ def trade_off(
     n = len(explore.DEFAULT_LAMS)
     cost = n * explore.estimate_seconds(ca, problem, ca.lam)
     asked = f"lx-path-{run_id}-{cycle}-{problem}-{method}"
-    slow = cost > explore.SLOW_SECONDS or method in ("binary", "cvxpy", "milp")
+    slow = cost > explore.SLOW_SECONDS or method in SLOW_METHODS
     if slow and not st.session_state.get(asked):
         about = "" if cost <= explore.SLOW_SECONDS else f" (about {ui.human_seconds(cost)})"
         st.button(

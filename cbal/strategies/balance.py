@@ -44,6 +44,7 @@ from scipy.optimize import Bounds, LinearConstraint, linprog, milp, minimize
 
 __all__ = [
     "METHODS",
+    "SLOW_METHODS",
     "METHOD_ALIASES",
     "BalancedResult",
     "class_counts",
@@ -59,11 +60,13 @@ __all__ = [
 # The solver methods, the default first, each with the line the CLI and the dashboard show.
 METHODS = {
     "lp-round": "the exact LP relaxation (dual ascent + column generation), rounded: fast",
-    "binary": "the binary problem, proved optimal within the time limit, else its gap",
+    "binary": "the binary problem, proved optimal within its work and time limits, else its gap",
     "highs": "the same LP with plain HiGHS on every column, rounded (slow oracle)",
     "cvxpy": "the relaxation as written, cvxpy's default solver, rounded (slow reference)",
     "milp": "the binary problem, plain HiGHS branch-and-bound on every item (slow oracle)",
 }
+# The methods that can take far longer than lp-round on a big pool (the dashboard asks first).
+SLOW_METHODS = ("binary", "cvxpy", "milp")
 # Names stored by older versions: "lp" was the LP rounding (the default before "binary").
 METHOD_ALIASES = {"lp": "lp-round"}
 
@@ -317,13 +320,13 @@ class BalancedResult:
         return self.objective - self.bound
 
     def to_record(self) -> dict[str, Any]:
-        """JSON-safe summary for the per-cycle record (no N-sized arrays)."""
+        """JSON-safe summary for the per-cycle record (no N-sized arrays; λ is the record's
+        own ``lam``, written once)."""
         return {
             "method": self.method,
             "status": self.status,
             "optimal": bool(self.optimal),
             "fallback": bool(self.fallback),
-            "lam": float(self.lam),
             "budget": int(self.budget),
             "objective": float(self.objective),
             "lp_objective": float(self.lp_objective),
