@@ -445,7 +445,8 @@ def l1_curves(runs: Sequence[RunInfo], title: str = "Class imbalance (L1) per cy
         _add_bands(fig, df[df["panel"] == panel], "cycle", styles, hover, row, 1, row == 1)
     fig.update_xaxes(dtick=1)
     fig.update_xaxes(title_text="Cycle", row=2)
-    fig.update_yaxes(title_text="L1 (0 = balanced)", range=[0, 1.02])
+    # short: a title spans its whole panel's height, and two long ones overlap in large type
+    fig.update_yaxes(title_text="L1 score", range=[0, 1.02])
     return Chart(fig, df)
 
 
