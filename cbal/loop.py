@@ -284,32 +284,24 @@ def _run_cycles(store: Store, run_id: str, cfg: RunConfig, report: StatusReporte
     import torch
 
     from cbal.models import build_model
-    from cbal.train import (
-        DeviceImages,
-        augmentation,
-        evaluate,
-        infer,
-        resolve_device,
-        train_model,
-    )
+    from cbal.train import DeviceImages, augmentation, resolve_device, train_model
 
     prep = prepare(cfg)
     ds, num_classes = prep.dataset, prep.num_classes
     strategy = STRATEGIES[cfg.strategy]
     device = resolve_device(cfg.device)
-    train_images = DeviceImages.create(ds.x_train, ds.mean, ds.std, device)
-    test_images = DeviceImages.create(ds.x_test, ds.mean, ds.std, device)
+    # train and test images in one device store, so that a cycle's passes can share batches
+    images = DeviceImages.create(np.concatenate([ds.x_train, ds.x_test]), ds.mean, ds.std, device)
     labeled, first = replay_labeled(store, run_id, prep)
     in_pool = np.zeros(len(ds.y_train), dtype=bool)
     in_pool[prep.pool.unlabeled] = True
     in_pool[labeled] = False
     # the released code scores the pool on augmented images (compat=paper)
-    augment = augmentation(cfg, train_images) if cfg.compat == "paper" else None
+    augment = augmentation(cfg, images) if cfg.compat == "paper" else None
     assert cfg.dropout is not None  # derived by make_config
 
     for k in range(first, cfg.cycles + 1):
         seed = cycle_seed(cfg.seed, k)
-        timings: dict[str, float] = {}
 
         def on_epoch(epoch: int, epochs: int, k: int = k) -> None:
             report(
@@ -326,22 +318,23 @@ def _run_cycles(store: Store, run_id: str, cfg: RunConfig, report: StatusReporte
         t = time.perf_counter()
         torch.manual_seed(seed)  # weight init
         model = build_model(cfg.model, num_classes, ds.image_shape[0], cfg.dropout)
-        train_model(model, train_images, labeled, ds.y_train[labeled], cfg, seed, on_epoch)
-        timings["train"] = time.perf_counter() - t
+        y = ds.y_train[labeled]
+        train_model(model, images, labeled, y, cfg, seed, on_epoch, compile_requested())
+        timings = {"train": time.perf_counter() - t}
 
-        t = time.perf_counter()
-        acc, per_class, _ = evaluate(
-            model, test_images, ds.y_test, num_classes, cfg.eval_batch_size
-        )
-        timings["eval"] = time.perf_counter() - t
+        pool_idx = np.flatnonzero(in_pool) if k < cfg.cycles else None
+        if pool_idx is not None:
+            report({"cycle": k, "phase": "infer", "within": 0.85})
+        passes = _cycle_passes(cfg, prep, model, images, pool_idx, labeled, seed, augment)
+        timings.update(passes.timings)
         counts = class_counts(ds.y_train[labeled], num_classes)
         record: Event = {
             "cycle": k,
             "strategy": cfg.strategy,
             "lam": prep.lam,
             "labeled": int(len(labeled)),
-            "accuracy": acc,
-            "per_class_accuracy": [None if np.isnan(a) else float(a) for a in per_class],
+            "accuracy": passes.accuracy,
+            "per_class_accuracy": [None if np.isnan(a) else float(a) for a in passes.per_class],
             "labeled_counts": counts.tolist(),
             "selected_counts": None,
             "batch_l1": None,
@@ -349,34 +342,8 @@ def _run_cycles(store: Store, run_id: str, cfg: RunConfig, report: StatusReporte
             "selection": None,
         }
         arrays: dict[str, np.ndarray] = {}
-        if k < cfg.cycles:
-            pool_idx = np.flatnonzero(in_pool)
-            report({"cycle": k, "phase": "infer", "within": 0.85})
-            t = time.perf_counter()
-            out = infer(
-                model,
-                train_images,
-                pool_idx,
-                cfg.eval_batch_size,
-                cfg.mc_passes if strategy.needs_mc else 0,
-                seed,
-                str(cfg.mc_source),
-                augment,
-            )
-            lab_emb = (
-                infer(
-                    model,
-                    train_images,
-                    labeled,
-                    cfg.eval_batch_size,
-                    seed=seed + 1,
-                    augment=augment,
-                ).embeddings
-                if strategy.needs_embeddings or cfg.save_embeddings
-                else None
-            )
-            timings["infer"] = time.perf_counter() - t
-
+        if pool_idx is not None:
+            out, lab_emb = passes.pool, passes.labeled_embeddings
             report({"cycle": k, "phase": "select", "within": 0.92})
             t = time.perf_counter()
             ctx = SelectionContext(
@@ -417,6 +384,91 @@ def _run_cycles(store: Store, run_id: str, cfg: RunConfig, report: StatusReporte
         record["timings"] = timings
         report({"cycle": k, "phase": "record", "within": 0.99})
         store.append_cycle(run_id, record, arrays)
+
+
+def compile_requested() -> bool:
+    """``CBAL_COMPILE=1`` trains through torch.compile on CUDA: an execution setting like the
+    thread count, not part of a run's configuration. Off by default."""
+    return os.environ.get("CBAL_COMPILE", "") == "1"
+
+
+@dataclass
+class CyclePasses:
+    """A cycle's model outputs: the test accuracy and, in a cycle that selects, the pool's
+    Inference and the labeled set's embeddings (None when nothing needs them)."""
+
+    accuracy: float
+    per_class: np.ndarray
+    pool: Any
+    labeled_embeddings: np.ndarray | None
+    timings: dict[str, float]
+
+
+def _cycle_passes(
+    cfg: RunConfig,
+    prep: Prepared,
+    model: Any,
+    images: Any,
+    pool_idx: np.ndarray | None,
+    labeled: np.ndarray,
+    seed: int,
+    augment: tuple[int, bool] | None,
+) -> CyclePasses:
+    """Test, pool and labeled-set outputs of one cycle (``pool_idx`` None: the last cycle, test
+    only). Clean scoring runs the three sets in one pass, timed as ``infer`` (``eval`` is then
+    the accuracy alone); scoring on augmented images (compat=paper) takes passes of its own, and
+    so do BatchNorm MC passes."""
+    import torch
+
+    from cbal.train import Inference, accuracy, forward_sets, infer, monte_carlo
+
+    ds = prep.dataset
+    strategy = STRATEGIES[cfg.strategy]
+    # the test images sit after the training images in ``images``
+    sets: list[np.ndarray] = [np.arange(len(ds.y_test)) + len(ds.y_train)]
+    want_lab = pool_idx is not None and (strategy.needs_embeddings or cfg.save_embeddings)
+    joint = pool_idx is not None and augment is None
+    if joint and pool_idx is not None:
+        sets += [pool_idx, labeled] if want_lab else [pool_idx]
+    t = time.perf_counter()
+    outs = forward_sets(model, images, sets, cfg.eval_batch_size)
+    timings = {"infer" if joint else "eval": time.perf_counter() - t}
+    t = time.perf_counter()
+    acc, per_class, _ = accuracy(outs[0][0], ds.y_test, prep.num_classes)
+    timings["eval"] = timings.get("eval", 0.0) + time.perf_counter() - t
+    pool, lab_emb = None, None
+    if pool_idx is not None:
+        t = time.perf_counter()
+        mc = cfg.mc_passes if strategy.needs_mc else 0
+        if joint:
+            logits, feats = outs[1]
+            gen = torch.Generator().manual_seed(seed)  # as infer() draws them
+            mc_probs = monte_carlo(
+                model,
+                images,
+                pool_idx,
+                feats,
+                cfg.eval_batch_size,
+                mc,
+                seed,
+                str(cfg.mc_source),
+                gen,
+            )
+            pool = Inference.from_device(logits, feats, mc_probs)
+        else:
+            pool = infer(
+                model, images, pool_idx, cfg.eval_batch_size, mc, seed, str(cfg.mc_source), augment
+            )
+        if want_lab:
+            lab_emb = (
+                outs[2][1].cpu().numpy()
+                if joint
+                else infer(
+                    model, images, labeled, cfg.eval_batch_size, seed=seed + 1, augment=augment
+                ).embeddings
+            )
+        timings["infer"] = timings.get("infer", 0.0) + time.perf_counter() - t
+    return CyclePasses(acc, per_class, pool, lab_emb, timings)
 
 
 def _cycle_arrays(
