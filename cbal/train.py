@@ -128,9 +128,9 @@ class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite: the step size is too large."""
 
 
-def batch_count(n: int, batch_size: int) -> int:
-    """Steps of one epoch over ``n`` images: ceil(n / batch_size)."""
-    return -(-n // batch_size)
+def epoch_size(n: int, batch_size: int) -> int:
+    """Images one epoch over ``n`` images trains on: whole batches (see :func:`epoch_order`)."""
+    return -(-n // batch_size) * batch_size if n >= batch_size else n
 
 
 def epoch_order(n: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
@@ -139,8 +139,7 @@ def epoch_order(n: int, batch_size: int, generator: torch.Generator) -> torch.Te
     every batch holds ``min(n, batch_size)`` images (one shape for cuDNN and torch.compile). A
     batch never holds an image twice: the repeats come from the first batch."""
     order = torch.randperm(n, generator=generator)
-    extra = batch_count(n, batch_size) * batch_size - n if n >= batch_size else 0
-    return torch.cat([order, order[:extra]])
+    return torch.cat([order, order[: epoch_size(n, batch_size) - n]])
 
 
 def train_model(
