@@ -6,8 +6,8 @@ autotuner. No DataLoader: the datasets fit in memory.
 
 The step loop never waits for the device: each epoch's order, crop shifts and flips are drawn
 from a CPU generator at once (so a CPU run and its resume draw the same numbers) and reach the
-device in one copy; every batch has the same size (see :func:`epoch_order`); the divergence check
-reads the loss once an epoch, outside the step loop.
+device in one copy; every batch of an epoch has one size (see :func:`epoch_order`); the
+divergence check reads the loss once an epoch, outside the step loop.
 """
 
 from __future__ import annotations
@@ -128,16 +128,24 @@ class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite: the step size is too large."""
 
 
+def batch_shape(n: int, batch_size: int) -> tuple[int, int]:
+    """(batches, images per batch) of an epoch over ``n`` images: ceil(n / batch_size) batches
+    of one size, at most ``batch_size`` (5,000 images at 256: 20 batches of 250)."""
+    batches = -(-n // batch_size)
+    return batches, -(-n // batches)
+
+
 def epoch_size(n: int, batch_size: int) -> int:
-    """Images one epoch over ``n`` images trains on: whole batches (see :func:`epoch_order`)."""
-    return -(-n // batch_size) * batch_size if n >= batch_size else n
+    """Images one epoch trains on: ``n`` and fewer repeats than there are batches."""
+    batches, size = batch_shape(n, batch_size)
+    return batches * size
 
 
 def epoch_order(n: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
     """One epoch's training order: a random permutation of the ``n`` images, extended by its own
-    first images to a whole number of batches, so every image is seen at least once an epoch and
-    every batch holds ``min(n, batch_size)`` images (one shape for cuDNN and torch.compile). A
-    batch never holds an image twice: the repeats come from the first batch."""
+    first images to whole batches of :func:`batch_shape`, so that every image is seen once an
+    epoch (a few twice) and every batch has one shape (for cuDNN and torch.compile). A batch
+    never holds an image twice: the repeats come from the first batch and go to the last."""
     order = torch.randperm(n, generator=generator)
     return torch.cat([order, order[: epoch_size(n, batch_size) - n]])
 
@@ -193,7 +201,7 @@ def train_model(
             idx[plan[0]],
             y[plan[0]],
             plan[1:],
-            cfg.batch_size,
+            batch_shape(len(idx), cfg.batch_size)[1],
             (pad, flip),
         )
         if not torch.isfinite(loss).item():  # one sync an epoch, after its steps

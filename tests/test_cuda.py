@@ -23,6 +23,7 @@ from cbal.train import (
     DeviceImages,
     Inference,
     augmentation,
+    batch_shape,
     crop_flip,
     draw_augmentation,
     epoch_order,
@@ -124,7 +125,15 @@ def test_the_step_loop_never_synchronizes():
         plan = torch.cat([order[None], draw_augmentation(len(order), pad, flip, gen)]).to(CUDA)
         padded = images.padded(pad)
         return train_steps(
-            model, opt, images, padded, idx[plan[0]], y[plan[0]], plan[1:], 32, (pad, flip)
+            model,
+            opt,
+            images,
+            padded,
+            idx[plan[0]],
+            y[plan[0]],
+            plan[1:],
+            batch_shape(300, 32)[1],
+            (pad, flip),
         )
 
     epoch()  # warm-up: cuDNN autotuning and the allocator may synchronize once

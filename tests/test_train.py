@@ -14,6 +14,7 @@ from cbal.models import small_cnn
 from cbal.train import (
     DeviceImages,
     augmentation,
+    batch_shape,
     crop_flip,
     draw_augmentation,
     epoch_order,
@@ -43,13 +44,24 @@ def reads(monkeypatch):
     return seen
 
 
-@pytest.mark.parametrize("n, batch", [(50, 32), (64, 32), (170, 32), (20, 32), (33, 32)])
-def test_every_batch_has_one_size_and_every_image_is_seen(n, batch):
+@pytest.mark.parametrize(
+    "n, batch, shape",
+    [
+        (50, 32, (2, 25)),
+        (70, 32, (3, 24)),
+        (170, 32, (6, 29)),
+        (20, 32, (1, 20)),
+        (5000, 256, (20, 250)),
+        (17500, 256, (69, 254)),
+        (5, 2, (3, 2)),
+    ],
+)
+def test_every_batch_has_one_size_and_every_image_is_seen(n, batch, shape):
+    assert batch_shape(n, batch) == shape
     order = epoch_order(n, batch, torch.Generator().manual_seed(n))
-    assert len(order) == epoch_size(n, batch)
+    batches, size = shape
+    assert len(order) == epoch_size(n, batch) == batches * size < n + batches
     assert set(order.tolist()) == set(range(n))
-    size = min(n, batch)
-    assert len(order) % size == 0
     for b in order.split(size):
         assert len(b) == size and len(set(b.tolist())) == size  # no repeat within a batch
 
@@ -102,8 +114,9 @@ def test_the_step_loop_reads_nothing_back(reads):
     order = epoch_order(len(idx), cfg.batch_size, gen)
     plan = draw_augmentation(len(order), pad, flip, gen)
     picks, targets = torch.as_tensor(idx)[order], torch.as_tensor(ds.y_train[idx])[order]
+    size = batch_shape(len(idx), cfg.batch_size)[1]
     loss = train_steps(
-        model, opt, images, images.padded(pad), picks, targets, plan, 32, (pad, flip)
+        model, opt, images, images.padded(pad), picks, targets, plan, size, (pad, flip)
     )
     assert reads == []
     assert loss.shape == () and float(loss) > 0
