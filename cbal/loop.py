@@ -334,8 +334,7 @@ class _Run:
 
     prep: Prepared
     report: StatusReporter
-    train_images: Any
-    test_images: Any
+    images: Any  # the training images, then the test images, in one device store
     augment: Any  # the released code scores the pool on augmented images (compat=paper)
     labeled: np.ndarray
     in_pool: np.ndarray
@@ -352,15 +351,14 @@ def _start(store: Store, run_id: str, prep: Prepared, report: StatusReporter) ->
 
     cfg, ds = prep.config, prep.dataset
     device = resolve_device(cfg.device)
-    train_images = DeviceImages.create(ds.x_train, ds.mean, ds.std, device)
-    test_images = DeviceImages.create(ds.x_test, ds.mean, ds.std, device)
+    # train and test images in one device store, so that a cycle's passes can share batches
+    images = DeviceImages.create(np.concatenate([ds.x_train, ds.x_test]), ds.mean, ds.std, device)
     labeled, first = replay_labeled(store, run_id, prep)
     in_pool = np.zeros(len(ds.y_train), dtype=bool)
     in_pool[prep.pool.unlabeled] = True
     in_pool[labeled] = False
-    augment = augmentation(cfg, train_images) if cfg.compat == "paper" else None
-    run = _Run(prep, report, train_images, test_images, augment, labeled, in_pool)
-    return run, first
+    augment = augmentation(cfg, images) if cfg.compat == "paper" else None
+    return _Run(prep, report, images, augment, labeled, in_pool), first
 
 
 def _run_cycles(
@@ -379,22 +377,30 @@ def _run_cycles(
     for k in range(first, cfg.cycles + 1):
         seed = cycle_seed(cfg.seed, k)
         timings: dict[str, float] = {}
-        model, record = _train_evaluate(run, k, seed, timings)
+        record, passes = _train_evaluate(run, k, seed, timings)
         arrays: dict[str, np.ndarray] = {}
-        if k < cfg.cycles:
-            arrays = _select(run, model, k, seed, timings, record)
+        if passes.pool is not None:
+            arrays = _select(run, passes, k, seed, timings, record)
         record["timings"] = timings
         report({"cycle": k, "phase": "record", "within": 0.99})
         store.append_cycle(run_id, record, arrays)
 
 
-def _train_evaluate(run: _Run, k: int, seed: int, timings: dict[str, float]) -> tuple[Any, Event]:
-    """Train cycle ``k``'s fresh model on the labeled set and evaluate it: the model and the
-    cycle record up to its selection."""
+def compile_requested() -> bool:
+    """``CBAL_COMPILE=1`` trains through torch.compile on CUDA: an execution setting like the
+    thread count, not part of a run's configuration. Off by default."""
+    return os.environ.get("CBAL_COMPILE", "") == "1"
+
+
+def _train_evaluate(
+    run: _Run, k: int, seed: int, timings: dict[str, float]
+) -> tuple[Event, CyclePasses]:
+    """Train cycle ``k``'s fresh model on the labeled set, then its passes (test set, and pool
+    and labeled set in a cycle that selects): the cycle record up to its selection."""
     import torch
 
     from cbal.models import build_model
-    from cbal.train import evaluate, train_model
+    from cbal.train import train_model
 
     cfg, ds, report = run.cfg, run.prep.dataset, run.report
     num_classes = ds.num_classes
@@ -413,59 +419,103 @@ def _train_evaluate(run: _Run, k: int, seed: int, timings: dict[str, float]) -> 
         else build_model(cfg.model, num_classes, ds.image_shape[0], cfg.dropout)
     )
     labeled = run.labeled
-    train_model(model, run.train_images, labeled, ds.y_train[labeled], cfg, seed, on_epoch)
+    y = ds.y_train[labeled]
+    train_model(model, run.images, labeled, y, cfg, seed, on_epoch, compile_requested())
     timings["train"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    acc, per_class, _ = evaluate(
-        model, run.test_images, ds.y_test, num_classes, cfg.eval_batch_size
-    )
-    timings["eval"] = time.perf_counter() - t
-    counts = class_counts(ds.y_train[labeled], num_classes)
+    pool_idx = np.flatnonzero(run.in_pool) if k < cfg.cycles else None
+    if pool_idx is not None:
+        report({"cycle": k, "phase": "infer", "within": 0.85})
+    passes = _cycle_passes(run, model, pool_idx, seed)
+    timings.update(passes.timings)
+    counts = class_counts(y, num_classes)
     record: Event = {
         "cycle": k,
         "strategy": cfg.strategy,
         "lam": run.prep.lam,
         "labeled": int(len(labeled)),
-        "accuracy": acc,
-        "per_class_accuracy": [None if np.isnan(a) else float(a) for a in per_class],
+        "accuracy": passes.accuracy,
+        "per_class_accuracy": [None if np.isnan(a) else float(a) for a in passes.per_class],
         "labeled_counts": counts.tolist(),
         "selected_counts": None,
         "batch_l1": None,
         "labeled_l1": l1_score(counts),
         "selection": None,
     }
-    return model, record
+    return record, passes
 
 
-def _infer(run: _Run, model: Any, pool_idx: np.ndarray, seed: int) -> tuple[Any, np.ndarray | None]:
-    """The model's outputs on the pool, and the labeled set's embeddings when needed."""
-    from cbal.train import infer
+@dataclass
+class CyclePasses:
+    """A cycle's model outputs: the test accuracy and, in a cycle that selects, the pool's
+    Inference and the labeled set's embeddings (None when nothing needs them)."""
 
-    cfg, strategy = run.cfg, STRATEGIES[run.cfg.strategy]
-    mc = cfg.mc_passes if strategy.needs_mc else 0
-    images, batch = run.train_images, cfg.eval_batch_size
-    out = infer(model, images, pool_idx, batch, mc, seed, str(cfg.mc_source), run.augment)
-    lab_emb = None
-    if strategy.needs_embeddings or cfg.save_embeddings:
-        lab_emb = infer(
-            model, images, run.labeled, batch, seed=seed + 1, augment=run.augment
-        ).embeddings
-    return out, lab_emb
+    accuracy: float
+    per_class: np.ndarray
+    pool: Any
+    pool_idx: np.ndarray | None
+    labeled_embeddings: np.ndarray | None
+    timings: dict[str, float]
+
+
+def _cycle_passes(run: _Run, model: Any, pool_idx: np.ndarray | None, seed: int) -> CyclePasses:
+    """Test, pool and labeled-set outputs of one cycle (``pool_idx`` None: the last cycle, test
+    only). Clean scoring runs the three sets in one pass, timed as ``infer`` (``eval`` is then
+    the accuracy alone); scoring on augmented images (compat=paper) takes passes of its own, and
+    so do BatchNorm MC passes."""
+    import torch
+
+    from cbal.train import Inference, accuracy, forward_sets, infer, monte_carlo
+
+    cfg, ds, images, augment = run.cfg, run.prep.dataset, run.images, run.augment
+    strategy = STRATEGIES[cfg.strategy]
+    # the test images sit after the training images in ``images``
+    sets: list[np.ndarray] = [np.arange(len(ds.y_test)) + len(ds.y_train)]
+    want_lab = pool_idx is not None and (strategy.needs_embeddings or cfg.save_embeddings)
+    joint = pool_idx is not None and augment is None
+    if joint and pool_idx is not None:
+        sets += [pool_idx, run.labeled] if want_lab else [pool_idx]
+    t = time.perf_counter()
+    outs = forward_sets(model, images, sets, cfg.eval_batch_size)
+    timings = {"infer" if joint else "eval": time.perf_counter() - t}
+    t = time.perf_counter()
+    acc, per_class, _ = accuracy(outs[0][0], ds.y_test, ds.num_classes)
+    timings["eval"] = timings.get("eval", 0.0) + time.perf_counter() - t
+    pool, lab_emb = None, None
+    if pool_idx is not None:
+        t = time.perf_counter()
+        mc, batch, source = (
+            cfg.mc_passes if strategy.needs_mc else 0,
+            cfg.eval_batch_size,
+            str(cfg.mc_source),
+        )
+        if joint:
+            logits, feats = outs[1]
+            gen = torch.Generator().manual_seed(seed)  # as infer() draws them
+            mc_probs = monte_carlo(model, images, pool_idx, feats, batch, mc, seed, source, gen)
+            pool = Inference.from_device(logits, feats, mc_probs)
+        else:
+            pool = infer(model, images, pool_idx, batch, mc, seed, source, augment)
+        if want_lab:
+            lab_emb = (
+                outs[2][1].cpu().numpy()
+                if joint
+                else infer(
+                    model, images, run.labeled, batch, seed=seed + 1, augment=augment
+                ).embeddings
+            )
+        timings["infer"] = timings.get("infer", 0.0) + time.perf_counter() - t
+    return CyclePasses(acc, per_class, pool, pool_idx, lab_emb, timings)
 
 
 def _select(
-    run: _Run, model: Any, k: int, seed: int, timings: dict[str, float], record: Event
+    run: _Run, passes: CyclePasses, k: int, seed: int, timings: dict[str, float], record: Event
 ) -> dict[str, np.ndarray]:
-    """Score the pool, select the batch, complete ``record`` with it and move the batch from
-    the pool to the labeled set; returns the cycle's arrays."""
+    """Select the batch from the pool's outputs, complete ``record`` with it and move the batch
+    from the pool to the labeled set; returns the cycle's arrays."""
     cfg, ds, report = run.cfg, run.prep.dataset, run.report
-    pool_idx = np.flatnonzero(run.in_pool)
-    report({"cycle": k, "phase": "infer", "within": 0.85})
-    t = time.perf_counter()
-    out, lab_emb = _infer(run, model, pool_idx, seed)
-    timings["infer"] = time.perf_counter() - t
-
+    out, lab_emb, pool_idx = passes.pool, passes.labeled_embeddings, passes.pool_idx
+    assert pool_idx is not None
     report({"cycle": k, "phase": "select", "within": 0.92})
     t = time.perf_counter()
     counts = np.asarray(record["labeled_counts"], dtype=np.int64)

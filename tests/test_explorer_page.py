@@ -20,7 +20,7 @@ from cbal.store import Store
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "3_Lambda_explorer.py")
 TIMEOUT = 120  # AppTest's default is 3 s; the first run imports the engine
-TINY = dict(initial_labeled=40, budget=20, cycles=2, epochs=5, lr_milestones=(4,), device="cpu")
+TINY = dict(initial_labeled=40, budget=20, cycles=2, epochs=10, lr_milestones=(8,), device="cpu")
 BARE = {**TINY, "cycles": 1, "epochs": 1, "lr_milestones": (1,)}
 
 
