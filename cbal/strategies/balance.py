@@ -797,6 +797,61 @@ def _polish_dual(
     return np.clip(y_new, -lam, lam)
 
 
+def _ascent_start(
+    prob: _Problem, lam: float, warm_start: np.ndarray | None, half: int, info: dict[str, Any]
+) -> np.ndarray:
+    """A good y: smoothed dual ascent from 0 or the warm start (skipped when every item fits
+    in the first LP)."""
+    c, n, b = prob.c, prob.n, prob.b
+    if warm_start is None:
+        y = np.zeros(c)
+        work, lo_it, hi_it = _ASCENT_COLD
+    else:
+        y = np.clip(warm_start, -lam, lam)
+        work, lo_it, hi_it = _ASCENT_WARM
+    window = max(c + 1, min(b, n - b) // _COARSE_DIV)
+    maxiter = int(min(hi_it, max(lo_it, work // c)))
+    if 2 * half < n and maxiter > 0:
+        y, info["dual_evals"] = _dual_ascent(prob, lam, y, window, maxiter)
+    return y
+
+
+def _window_state(s: np.ndarray, b: int, half: int) -> np.ndarray:
+    """Per item: 1 fixed in (clearly inside the top-b by s), 2 free (a column of the LP, the
+    ``half`` on each side of rank b), 0 out."""
+    n = s.shape[0]
+    lo, hi = max(0, b - half), min(n, b + half)
+    kth = [k for k in (lo, hi - 1) if 0 < k < n - 1]
+    order = np.argpartition(-s, kth) if kth else np.argsort(-s)
+    state = np.zeros(n, dtype=np.int8)
+    state[order[:lo]] = 1
+    state[order[lo:hi]] = 2
+    return state
+
+
+def _price(state: np.ndarray, s: np.ndarray, theta: float, b: int, half: int, cap: int) -> bool:
+    """Pricing: an out item scoring above θ, or a fixed-in one below, has a reduced cost of
+    the wrong sign. True when there is none (the LP's optimality conditions hold for all N
+    items); else frees up to ``cap`` of each kind and the items now ranked near b."""
+    tol = _LP_TOL * (1.0 + float(np.abs(s).max()))
+    viol_out = np.flatnonzero((state == 0) & (s > theta + tol))
+    viol_in = np.flatnonzero((state == 1) & (s < theta - tol))
+    if viol_out.size == 0 and viol_in.size == 0:
+        return True
+    if viol_out.size > cap:
+        viol_out = viol_out[np.argsort(-s[viol_out], kind="stable")[:cap]]
+    if viol_in.size > cap:
+        viol_in = viol_in[np.argsort(s[viol_in], kind="stable")[:cap]]
+    state[viol_out] = 2
+    state[viol_in] = 2
+    # the next duals will move the items now ranked near b too
+    n = s.shape[0]
+    k_lo, k_hi = max(n - b - half, 0), min(n - b + half, n - 1)
+    part = np.partition(s, [k_lo, k_hi])
+    state[(s >= part[k_lo]) & (s <= part[k_hi])] = 2
+    return False
+
+
 def _lp_column_generation(
     prob: _Problem,
     lam: float,
@@ -809,56 +864,27 @@ def _lp_column_generation(
     ascent's scores, marked as a fallback.
     """
     t0 = time.perf_counter()
-    n, c, b = prob.n, prob.c, prob.b
+    n, b = prob.n, prob.b
     info: dict[str, Any] = {}
-    half = c + 1 + _WINDOW_EXTRA  # free items kept on each side of the threshold
-
-    # 1. A good y: smoothed dual ascent (skipped when every item fits in the first LP).
-    if warm_start is None:
-        y = np.zeros(c)
-        work, lo_it, hi_it = _ASCENT_COLD
-    else:
-        y = np.clip(warm_start, -lam, lam)
-        work, lo_it, hi_it = _ASCENT_WARM
-    window = max(c + 1, min(b, n - b) // _COARSE_DIV)
-    maxiter = int(min(hi_it, max(lo_it, work // c)))
-    if 2 * half < n and maxiter > 0:
-        y, nfev = _dual_ascent(prob, lam, y, window, maxiter)
-        info["dual_evals"] = nfev
+    half = prob.c + 1 + _WINDOW_EXTRA  # free items kept on each side of the threshold
+    y = _ascent_start(prob, lam, warm_start, half, info)
     info["t_dual"] = time.perf_counter() - t0
-
     s = prob.scores(y)
     best_bound, best_y = prob.bound(y, s), y
-
-    # 2. Fix the clearly-in and clearly-out items; the LP decides a window around rank b.
-    lo, hi = max(0, b - half), min(n, b + half)
-    kth = [k for k in (lo, hi - 1) if 0 < k < n - 1]
-    order = np.argpartition(-s, kth) if kth else np.argsort(-s)
-    state = np.zeros(n, dtype=np.int8)  # 1 fixed in, 2 free (column in the LP), 0 out
-    state[order[:lo]] = 1
-    state[order[lo:hi]] = 2
-    add_cap = max(_MIN_ADD, c)
-
+    state = _window_state(s, b, half)
+    add_cap = max(_MIN_ADD, prob.c)
     rounds, lp_iters = 0, 0
-    status, optimal, have_z = "optimal", False, False
-    z = np.zeros(n)
+    status, optimal, z = "optimal", False, None
     while True:
-        cols = np.flatnonzero(state == 2)
-        fixed = np.flatnonzero(state == 1)
+        cols, fixed = np.flatnonzero(state == 2), np.flatnonzero(state == 1)
         remaining = time_limit - (time.perf_counter() - t0)
         if remaining <= 0:
             status = "time_limit"
             break
         rounds += 1
+        rhs = prob.omega - prob.P[fixed].sum(axis=0)
         out = _solve_standard_lp(
-            prob,
-            lam,
-            cols,
-            prob.omega - prob.P[fixed].sum(axis=0),
-            float(b - fixed.shape[0]),
-            "highs-ds",
-            remaining,
-            presolve=True,
+            prob, lam, cols, rhs, float(b - fixed.shape[0]), "highs-ds", remaining, presolve=True
         )
         lp_iters += out.iterations
         if not out.ok:
@@ -867,44 +893,26 @@ def _lp_column_generation(
         z = np.zeros(n)
         z[fixed] = 1.0
         z[cols] = out.z
-        have_z = True
         y = out.y
         s = prob.scores(y)
         bnd = prob.bound(y, s)
         if bnd > best_bound:
             best_bound, best_y = bnd, y
-        # Pricing: an out item scoring above θ, or a fixed-in one below, has a reduced cost
-        # of the wrong sign; none left means (z, y, θ) satisfy the full LP's optimality
-        # conditions.
-        tol = _LP_TOL * (1.0 + float(np.abs(s).max()))
-        viol_out = np.flatnonzero((state == 0) & (s > out.theta + tol))
-        viol_in = np.flatnonzero((state == 1) & (s < out.theta - tol))
-        if viol_out.size == 0 and viol_in.size == 0:
+        if _price(state, s, out.theta, b, half, add_cap):
             optimal = True
             y_pol = _polish_dual(prob, lam, z, y, out.theta)
             bnd = prob.bound(y_pol)
             if bnd > best_bound:
                 best_bound, y = bnd, y_pol
             break
-        if viol_out.size > add_cap:
-            viol_out = viol_out[np.argsort(-s[viol_out], kind="stable")[:add_cap]]
-        if viol_in.size > add_cap:
-            viol_in = viol_in[np.argsort(s[viol_in], kind="stable")[:add_cap]]
-        state[viol_out] = 2
-        state[viol_in] = 2
-        # also free the items now ranked near b: the next duals will move them too
-        k_lo, k_hi = max(n - b - half, 0), min(n - b + half, n - 1)
-        part = np.partition(s, [k_lo, k_hi])
-        state[(s >= part[k_lo]) & (s <= part[k_hi])] = 2
         add_cap *= 2  # many violators: y was poor, take bigger steps
-
     info.update(
         cg_rounds=rounds,
         lp_iterations=lp_iters,
         lp_columns=int(np.count_nonzero(state == 2)),
         t_total=time.perf_counter() - t0,
     )
-    if not have_z:
+    if z is None:
         status = f"{status}; fell back to dual rounding"
         z = prob.topb_z(prob.scores(best_y))
         return _Solved(z, best_bound, status, False, best_y, fallback=True, info=info)
