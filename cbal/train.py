@@ -152,6 +152,36 @@ def epoch_order(n: int, batch_size: int, generator: torch.Generator) -> torch.Te
     return torch.cat([order, order[: epoch_size(n, batch_size) - n]])
 
 
+def train_epoch(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    images: DeviceImages,
+    idx: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    aug: tuple[int, bool],
+    gen: torch.Generator,
+) -> torch.Tensor:
+    """One epoch over ``images[idx]``: its order, shifts and flips drawn on the CPU from ``gen``
+    and sent in one copy, then :func:`train_steps`; the last loss, left on the device."""
+    pad, flip = aug
+    order = epoch_order(len(idx), batch_size, gen)
+    plan = _to_device(
+        torch.cat([order[None], draw_augmentation(len(order), pad, flip, gen)]), idx.device
+    )
+    return train_steps(
+        model,
+        opt,
+        images,
+        images.padded(pad),
+        idx[plan[0]],
+        y[plan[0]],
+        plan[1:],
+        batch_shape(len(idx), batch_size)[1],
+        aug,
+    )
+
+
 def train_model(
     model: Classifier,
     images: DeviceImages,
@@ -188,24 +218,9 @@ def train_model(
         opt, milestones=list(cfg.lr_milestones), gamma=cfg.lr_gamma
     )
     pad, flip = augmentation(cfg, images)
-    padded = images.padded(pad)
     model.train()
     for epoch in range(cfg.epochs):
-        order = epoch_order(len(idx), cfg.batch_size, gen)
-        plan = _to_device(
-            torch.cat([order[None], draw_augmentation(len(order), pad, flip, gen)]), device
-        )
-        loss = train_steps(
-            step_model,
-            opt,
-            images,
-            padded,
-            idx[plan[0]],
-            y[plan[0]],
-            plan[1:],
-            batch_shape(len(idx), cfg.batch_size)[1],
-            (pad, flip),
-        )
+        loss = train_epoch(step_model, opt, images, idx, y, cfg.batch_size, (pad, flip), gen)
         if not torch.isfinite(loss).item():  # one sync an epoch, after its steps
             raise TrainingDiverged(
                 f"training diverged (loss {loss.item()} in epoch {epoch + 1}): lower the "
@@ -436,17 +451,3 @@ def accuracy(
     with np.errstate(invalid="ignore", divide="ignore"):
         per_class = np.where(totals > 0, hits / np.maximum(totals, 1), np.nan)
     return float(correct.mean()), per_class, pred
-
-
-def evaluate(
-    model: Classifier,
-    images: DeviceImages,
-    labels: np.ndarray,
-    num_classes: int,
-    batch_size: int,
-    indices: np.ndarray | None = None,
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """:func:`accuracy` on the test images ``images[indices]`` (default: all of them)."""
-    idx = np.arange(len(labels)) if indices is None else indices
-    logits, _ = forward(model, images, idx, batch_size)
-    return accuracy(logits, labels, num_classes)

@@ -23,14 +23,12 @@ from cbal.train import (
     DeviceImages,
     Inference,
     augmentation,
-    batch_shape,
     crop_flip,
     draw_augmentation,
-    epoch_order,
     forward,
     infer,
+    train_epoch,
     train_model,
-    train_steps,
 )
 from tests import faultworker
 
@@ -120,21 +118,8 @@ def test_the_step_loop_never_synchronizes():
     pad, flip = augmentation(cfg, images)
     gen = torch.Generator().manual_seed(0)
 
-    def epoch():
-        order = epoch_order(300, cfg.batch_size, gen)
-        plan = torch.cat([order[None], draw_augmentation(len(order), pad, flip, gen)]).to(CUDA)
-        padded = images.padded(pad)
-        return train_steps(
-            model,
-            opt,
-            images,
-            padded,
-            idx[plan[0]],
-            y[plan[0]],
-            plan[1:],
-            batch_shape(300, 32)[1],
-            (pad, flip),
-        )
+    def epoch():  # what train_model runs each epoch, the plan's copy included
+        return train_epoch(model, opt, images, idx, y, cfg.batch_size, (pad, flip), gen)
 
     epoch()  # warm-up: cuDNN autotuning and the allocator may synchronize once
     torch.cuda.synchronize()
