@@ -1231,23 +1231,54 @@ def explorer_tidy(ca: CycleArrays, r: Reselection) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def explorer_histograms(ca: CycleArrays, r: Reselection, title: str | None = None) -> Chart:
+def explorer_histograms(
+    ca: CycleArrays, r: Reselection, title: str | None = None, into: go.Figure | None = None
+) -> Chart:
     """What re-selection ``r`` of cycle ``ca`` picked, by class (head → tail): the predicted
     class histogram Pᵀz with Ω on top, the true class histogram (L1 in the title), and the
-    labeled set after the batch (L1 in the title)."""
+    labeled set after the batch (L1 in the title).
+
+    ``into``: a figure this function drew for the same cycle and strategy; its numbers and
+    titles are replaced in place and it is returned. Building the figure costs ~100× more
+    (plotly validates every property), and a λ step changes only the numbers."""
     df = explorer_tidy(ca, r)
     layer = {key: part["count"].tolist() for key, part in df.groupby(["panel", "kind"])}
+    fig = into if into is not None else _explorer_figure(ca, r, layer)
     score = df.groupby("panel")["score"].first()
+    with fig.batch_update():
+        for trace, key in zip(fig.data, _EXPLORER_LAYERS, strict=True):
+            trace.y = layer[key]
+        panels = _EXPLORER_PANELS.items()
+        for note, (panel, text) in zip(fig.layout.annotations, panels, strict=True):
+            note.text = text.format(score[panel])
+        what = "its own selection" if r.mode == "run" else f"at λ = {r.lam:g}"
+        fig.layout.title.text = title or f"{strategy_label(r.strategy)} {what}: cycle {ca.cycle}"
+    return Chart(fig, df)
+
+
+# the (panel, kind) layer each trace of the explorer's figure draws, in trace order
+_EXPLORER_LAYERS = (
+    ("predicted", "predicted"),
+    ("predicted", "omega"),
+    ("true", "selected"),
+    ("labeled", "labeled before"),
+    ("labeled", "selected"),
+)
+
+
+def _explorer_figure(
+    ca: CycleArrays, r: Reselection, layer: dict[tuple[str, str], list[float]]
+) -> go.Figure:
+    """The explorer's three panels, their traces in :data:`_EXPLORER_LAYERS` order."""
     fig = make_subplots(
         rows=3,
         cols=1,
         shared_xaxes=True,
         vertical_spacing=0.09,
-        subplot_titles=[text.format(score[p]) for p, text in _EXPLORER_PANELS.items()],
+        subplot_titles=list(_EXPLORER_PANELS.values()),
     )
+    style(fig, "", height=760)
     label = strategy_label(r.strategy)
-    what = "its own selection" if r.mode == "run" else f"at λ = {r.lam:g}"
-    style(fig, title or f"{label} {what}: cycle {ca.cycle}", height=760)
     color = strategy_color(r.strategy)
     omega = layer[("predicted", "omega")]
     _add_class_bars(fig, layer[("predicted", "predicted")], color, omega=omega, row=1, col=1)
@@ -1261,7 +1292,7 @@ def explorer_histograms(ca: CycleArrays, r: Reselection, title: str | None = Non
     fig.update_xaxes(title_text="", row=None)
     fig.update_xaxes(title_text="Class (head → tail)", row=3)
     fig.update_yaxes(title_text="Images (count)")
-    return Chart(fig, df)
+    return fig
 
 
 def _lam_positions(lams: np.ndarray) -> tuple[np.ndarray, float]:

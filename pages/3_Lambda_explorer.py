@@ -60,6 +60,15 @@ def lambda_path(
     return explore.lambda_path(ca, lams, strategy=problem, method=method)
 
 
+@st.cache_resource(show_spinner=False, max_entries=32)
+def tradeoff_chart(
+    root: str, run_id: str, cycle: int, problem: str, method: str, presenting: bool
+) -> plots.Chart:
+    """The λ path's figure, drawn once per path (a cycle switch back, or any rerun of the page,
+    reuses it); keyed by presentation mode too, since :func:`cbal.ui.chart` restyles it."""
+    return plots.lambda_tradeoff(lambda_path(root, run_id, cycle, problem, method))
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def balance_limits(root: str, run_id: str, n_cycles: int) -> dict[int, list[explore.Shortfall]]:
     """Per cycle, the classes the pool could not supply as Ω asked ({} for an unreadable
@@ -213,13 +222,24 @@ def at_lambda(
         return False
     metrics(ca, r)
     stem = f"{run_id}_{problem}_lam{r.lam:g}_cycle{cycle}"
-    ui.chart(plots.explorer_histograms(ca, r), "lx-hist", f"{stem}_batch")
+    ui.chart(histograms(run_id, ca, r), "lx-hist", f"{stem}_batch")
     st.caption(
         "Classes from the head of the pool to its tail. Top: the batch as the model saw it "
         "(expected class counts Pᵀz, what the balancing term compares with Ω, black ticks). "
         "Middle: its true classes. Bottom: the labeled set after it (grey: labeled before)."
     )
     return True
+
+
+def histograms(run_id: str, ca: explore.CycleArrays, r: explore.Reselection) -> plots.Chart:
+    """The histograms of ``r``: the figure this session drew last for the same cycle and
+    problem, with its numbers replaced (a λ step), else a new one."""
+    held = "lx-hist-figure"
+    drawn_for = (run_id, ca.cycle, r.strategy, ui.presenting())
+    last = st.session_state.get(held)
+    made = plots.explorer_histograms(ca, r, into=last[1] if last and last[0] == drawn_for else None)
+    st.session_state[held] = (drawn_for, made.figure)
+    return made
 
 
 def trade_off(
@@ -244,7 +264,8 @@ def trade_off(
         return
     path = lambda_path(root, run_id, cycle, problem, method)
     stem = f"{run_id}_{problem}_cycle{cycle}_lambda_tradeoff"
-    ui.chart(plots.lambda_tradeoff(path), "lx-path", stem)
+    made = tradeoff_chart(root, run_id, cycle, problem, method, ui.presenting())
+    ui.chart(made, "lx-path", stem)
     how = "the CB problem solved per λ" if path.mode == "cb" else "the greedy re-run per λ"
     st.caption(
         f"{len(path.points)} values of λ (0, 0.01 … 1000 log-spaced, and the run's own, "

@@ -9,10 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cbal import export, runner
+from cbal import explore, export, plots, runner
 from cbal.config import preset
 from cbal.loop import execute
 from cbal.store import Store
@@ -116,6 +117,24 @@ def test_explorer_reproduces_the_run_then_moves_with_the_slider(page, runs):
     at.number_input[0].set_value(0.6).run()  # the exact value brings the run's picks back
     assert at.select_slider[0].value == 0.6
     assert metric(at, "Jaccard with the run's picks") == "1.00"
+
+
+def test_a_lambda_step_redraws_the_held_figure_as_a_fresh_one(runs):
+    """The page keeps its histogram figure and replaces its numbers per λ: the result must be
+    the figure a fresh build draws, for a λ that changes the batch."""
+    store, ids = runs
+    ca = explore.load_cycle(store, ids["cb"], 1)
+    first = explore.reselect(ca, strategy="entropy-cb", lam=0.6)
+    held = plots.explorer_histograms(ca, first).figure
+    for lam in (1000.0, 0.0, 0.6):
+        r = explore.reselect(ca, strategy="entropy-cb", lam=lam)
+        redrawn = plots.explorer_histograms(ca, r, into=held)
+        assert redrawn.figure is held
+        assert held.to_plotly_json() == plots.explorer_histograms(ca, r).figure.to_plotly_json()
+        assert redrawn.table.equals(plots.explorer_tidy(ca, r))
+    assert not np.array_equal(
+        explore.reselect(ca, strategy="entropy-cb", lam=1000.0).batch_counts, first.batch_counts
+    )
 
 
 def test_a_run_without_pool_arrays_says_why_and_how(page):
