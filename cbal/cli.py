@@ -53,8 +53,9 @@ _FIELD_HELP = {
     "imbalance_profile": "how the pool's class sizes fall from head to tail",
     "strategy": "acquisition strategy (described below)",
     "lam": "λ of the CB strategies, >= 0 (default: the paper's for the class count)",
-    "solver": "CB selection: lp-round (exact LP, rounded), binary (the binary optimum, "
-    "proved within --solver-time-limit), highs, cvxpy, milp (references)",
+    "solver": "CB selection: binary (the binary optimum, proved within its work limits and "
+    "--solver-time-limit, else its gap), lp-round (exact LP, rounded: fast), highs, cvxpy, "
+    "milp (references)",
     "solver_time_limit": "seconds for the binary search (after its LP), milp and coreset, > 0",
     "initial_labeled": "random balanced initial labeled set, >= 1",
     "budget": "images labeled per cycle, >= 1",

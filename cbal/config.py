@@ -83,7 +83,7 @@ class RunConfig:
     imbalance_profile: str = "step"
     strategy: str = "entropy"
     lam: float | None = None
-    solver: str = "lp-round"
+    solver: str = "binary"
     solver_time_limit: float = 60.0
     initial_labeled: int = 50
     initial_sampling: str = "balanced"

@@ -178,6 +178,11 @@ class CycleArrays:
     def time_limit(self) -> float:
         return float(self.config.solver_time_limit) if self.config is not None else 60.0
 
+    @property
+    def solver(self) -> str:
+        """The run's CB solver (the default one for arrays without a config)."""
+        return self.config.solver if self.config is not None else next(iter(balance.METHODS))
+
 
 Shortfall = tuple[int, int, float]  # (class, images of it left in the pool, Ω_c)
 
@@ -610,7 +615,7 @@ def reselect(
     ca: CycleArrays,
     strategy: str | None = None,
     lam: float | None = None,
-    method: str = "lp-round",
+    method: str | None = None,
     warm_start: np.ndarray | None = None,
     time_limit: float | None = None,
 ) -> Reselection:
@@ -627,8 +632,9 @@ def reselect(
         λ; default the run's own λ (for a run of another family: the strategy's default λ).
         Strategies without λ (random, entropy, bald, kcenter, coreset, entropy-pl) with
         ``lam=None`` give the run's own selection (``mode="run"``).
-    method : one of :data:`balance.METHODS`
-        CB solver (:func:`balance.solve_balanced`); ignored by KCenterGreedy.
+    method : one of :data:`balance.METHODS`, optional
+        CB solver (:func:`balance.solve_balanced`); default the run's own (so that its λ gives
+        its picks); ignored by KCenterGreedy.
     warm_start : ndarray (C,), optional
         A dual for ``"lp-round"``/``"binary"``, e.g. ``previous.dual * lam / previous.lam``.
     time_limit : float, optional
@@ -670,7 +676,7 @@ def reselect(
         ca.omega,
         ca.budget,
         lam_v,
-        method=method,
+        method=method or ca.solver,
         time_limit=tl,
         warm_start=warm_start,
     )
@@ -783,7 +789,7 @@ def lambda_path(
     ca: CycleArrays,
     lams: Sequence[float] | np.ndarray | None = None,
     strategy: str | None = None,
-    method: str = "lp-round",
+    method: str | None = None,
     time_limit: float | None = None,
 ) -> LambdaPath:
     """Re-select cycle ``ca`` at every λ of ``lams`` (default :data:`DEFAULT_LAMS`).
@@ -791,6 +797,7 @@ def lambda_path(
     The CB problem is solved at every λ of the path (:func:`balance.solve_path`);
     KCenterGreedy-CB re-runs the greedy per λ (see :func:`estimate_seconds` first). A strategy
     without λ (random, coreset, entropy-pl) has no path: pass ``strategy="entropy-cb"``.
+    ``method`` is the CB solver, by default the run's own.
     """
     grid = DEFAULT_LAMS if lams is None else np.asarray(lams, dtype=np.float64).reshape(-1)
     if grid.size == 0:
@@ -811,7 +818,7 @@ def lambda_path(
     else:
         tl = ca.time_limit if time_limit is None else float(time_limit)
         results = balance.solve_path(
-            u, ca.probs, ca.omega, ca.budget, grid, method=method, time_limit=tl
+            u, ca.probs, ca.omega, ca.budget, grid, method=method or ca.solver, time_limit=tl
         )
         points = tuple(_from_result(ca, name, r, u, u_source, notes) for r in results)
     own_lam = ca.lam if cb_variant(ca.strategy) == name else float("nan")

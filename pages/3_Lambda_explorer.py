@@ -161,12 +161,13 @@ def explorer(root: str, run_id: str, cycle: int, ca: explore.CycleArrays) -> Non
         key=f"lx-problem-{run_id}",
         help="The run's own problem, or Entropy-CB on this cycle's arrays for comparison.",
     )
-    method = "lp-round"
+    method = ran_with = ca.config.solver if ca.config is not None else next(iter(METHODS))
     if STRATEGIES[problem].problem:
         kcenter = STRATEGIES[problem].problem == "kcenter"
         method = st.radio(
             "Solver",
             list(METHODS),
+            index=list(METHODS).index(ran_with),  # the run's own: its λ gives its picks
             horizontal=True,
             key="lx-solver",
             disabled=kcenter,
@@ -253,7 +254,8 @@ def trade_off(
     n = len(explore.DEFAULT_LAMS)
     cost = n * explore.estimate_seconds(ca, problem, ca.lam)
     asked = f"lx-path-{run_id}-{cycle}-{problem}-{method}"
-    slow = cost > explore.SLOW_SECONDS or method in SLOW_METHODS
+    solved = STRATEGIES[problem].problem == "cb"  # KCenterGreedy-CB has no solver to choose
+    slow = cost > explore.SLOW_SECONDS or (solved and method in SLOW_METHODS)
     if slow and not st.session_state.get(asked):
         about = "" if cost <= explore.SLOW_SECONDS else f" (about {ui.human_seconds(cost)})"
         st.button(

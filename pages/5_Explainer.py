@@ -105,10 +105,12 @@ def objective() -> None:
             f"{omega.sum() - budget:g}, and u decides among them."
         )
     st.markdown(
-        "cbal solves the relaxation 0 ≤ z ≤ 1 exactly (a linear program, HiGHS) and takes the "
-        "b largest z: an optimal vertex has at most C + 1 fractional entries, so rounding "
-        "changes few picks; the gap to the proven bound is reported. An exact MILP mode exists "
-        "for small problems.\n\n"
+        "cbal solves this binary problem itself (solver `binary`): the relaxation 0 ≤ z ≤ 1 "
+        "solved exactly (a linear program, HiGHS) gives a lower bound and duals; an optimal "
+        "vertex has at most C + 1 fractional entries, so its rounding to the b largest z is "
+        "close; swaps improve it, and a branch-and-bound over the few items the duals leave "
+        "undecided proves it optimal, or reports the certified gap where its work limits stop "
+        "it. `lp-round` keeps the rounding alone (faster).\n\n"
         "**KCenterGreedy-CB** adds the same term to the greedy k-center: step k picks"
     )
     st.latex(

@@ -402,6 +402,9 @@ def _explorer_timings(browser: object) -> None:
 
     _page(browser, "Lambda_explorer")
     _until("the explorer's histograms", lambda: _svg_texts(browser, ": cycle"), 90)
+    # the run's solver, binary, is one the page asks before solving at every λ of the path
+    ask = _until("the λ path's button", lambda: _button(browser, "Re-select at "), 60)
+    ask.click()  # type: ignore[attr-defined]
     _until("the λ path", lambda: _svg_texts(browser, "over λ"), 90)
     _idle(browser)  # a λ typed while the page still runs would be lost in its rerun
     title = _svg_texts(browser, ": cycle")[0].text  # type: ignore[attr-defined]

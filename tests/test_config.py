@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from cbal.config import (
@@ -69,7 +70,7 @@ def test_one_lam_for_every_view():
         ("cycles", "many", "integer"),
         ("device", "tpu", "auto, cpu, cuda"),
         ("model", "vgg", "smallcnn"),
-        ("solver", "gurobi", "lp-round, binary, highs, cvxpy, milp"),
+        ("solver", "gurobi", "binary, lp-round, highs, cvxpy, milp"),
         ("dataset", "mnist", "digits"),
         ("dropout", 1.0, "[0, 1)"),
         ("lr", 0, "> 0"),
@@ -110,3 +111,11 @@ def test_solver_lp_stored_by_older_runs_reads_as_lp_round():
 
     assert make_config(solver="lp").solver == "lp-round"
     assert make_config(solver="binary").solver == "binary"
+
+
+def test_a_run_solves_with_the_first_listed_solver_wherever_it_starts():
+    from cbal.strategies import SelectionContext
+    from cbal.strategies.balance import METHODS
+
+    assert RunConfig().solver == next(iter(METHODS)) == "binary"
+    assert SelectionContext(np.ones((1, 2)) / 2, np.zeros(2)).solver == RunConfig().solver

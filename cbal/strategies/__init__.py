@@ -28,7 +28,7 @@ class SelectionContext:
     embeddings: np.ndarray | None = None  # (N, d) penultimate features of the pool
     labeled_embeddings: np.ndarray | None = None  # (L, d) features of the labeled set
     lam: float = 0.0
-    solver: str = "lp-round"
+    solver: str = "binary"
     time_limit: float = 60.0
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
     compat: str = "clean"  # "paper": the released code's quirks (cbal.strategies.paper)

@@ -10,14 +10,16 @@ which every result reports next to the objective of the selected set.
 
 Methods of :func:`solve_balanced` (:data:`METHODS`):
 
-- ``"lp-round"`` (default): the exact LP relaxation (smoothed dual ascent, then column
-  generation with HiGHS on the near-tied items), rounded to its top-``budget`` items.
-- ``"binary"``: the binary problem itself, solved to proven optimality when time allows. The
-  exact LP bound and its duals fix every item whose reduced cost exceeds the gap between the
-  best binary selection found (LP rounding improved by swaps) and the bound; HiGHS
-  branch-and-bound then searches the items left free. At the time limit it returns the best
-  selection found with its certified gap (status ``"time_limit"``): such a result depends on
-  the machine's speed, a proven one does not.
+- ``"binary"`` (what a run uses unless told otherwise): the binary problem itself, solved to
+  proven optimality within its work limits. The exact LP bound and its duals fix every item
+  whose reduced cost exceeds the gap between the best binary selection found (LP rounding
+  improved by swaps) and the bound; HiGHS branch-and-bound then searches the items left free.
+  At its work limits (swap rounds, nodes: status ``"work_limit"``) it returns the best
+  selection found with its certified gap, the same on any machine; at the time limit
+  (``"time_limit"``) likewise, but such a result depends on the machine's speed.
+- ``"lp-round"`` (this function's default, the fast one): the exact LP relaxation (smoothed
+  dual ascent, then column generation with HiGHS on the near-tied items), rounded to its
+  top-``budget`` items.
 - ``"highs"``: the same LP on all N columns, straight to HiGHS (slow oracle), rounded.
 - ``"cvxpy"``: the relaxation as written above, with cvxpy's default solver (reference), rounded.
 - ``"milp"``: the binary problem on all N items with HiGHS branch-and-bound (slow oracle).
@@ -57,10 +59,10 @@ __all__ = [
     "target_counts",
 ]
 
-# The solver methods, the default first, each with the line the CLI and the dashboard show.
+# The solver methods, a run's default first, each with the line the CLI and the dashboard show.
 METHODS = {
-    "lp-round": "the exact LP relaxation (dual ascent + column generation), rounded: fast",
     "binary": "the binary problem, proved optimal within its work and time limits, else its gap",
+    "lp-round": "the exact LP relaxation (dual ascent + column generation), rounded: fast",
     "highs": "the same LP with plain HiGHS on every column, rounded (slow oracle)",
     "cvxpy": "the relaxation as written, cvxpy's default solver, rounded (slow reference)",
     "milp": "the binary problem, plain HiGHS branch-and-bound on every item (slow oracle)",
