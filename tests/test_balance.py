@@ -278,6 +278,44 @@ def test_balance_term_of_lp_optimum_is_monotone_in_lambda():
     assert terms[-1] < terms[0]
 
 
+@pytest.mark.parametrize("method", ["binary", "lp-round"])
+def test_path_in_threads_equals_one_call_per_lam(monkeypatch, method):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    u, probs, omega, b = _instance(600, 8, seed=21, budget=30)
+    # a third of the rows repeated: the merged problem is shared by the threads too
+    u, probs = np.concatenate([u, u[:200]]), np.concatenate([probs, probs[:200]])
+    lams = [0.0, 0.05, 0.3, 1.0, 3.0, 10.0, 0.3]
+    blas_before = [i["num_threads"] for i in threadpoolctl.threadpool_info()]
+    monkeypatch.setattr(balance, "path_threads", lambda points: 3)  # more threads than cores
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # binary may stop on its work limits
+        path = solve_path(u, probs, omega, b, lams, method=method)
+        alone = [solve_balanced(u, probs, omega, b, lam, method=method) for lam in lams]
+    for res, ref in zip(path, alone, strict=True):
+        np.testing.assert_array_equal(res.indices, ref.indices)
+        assert (res.objective, res.bound, res.status) == (ref.objective, ref.bound, ref.status)
+    assert [i["num_threads"] for i in threadpoolctl.threadpool_info()] == blas_before
+
+
+def test_single_thread_blas_is_lifted_by_the_last_of_concurrent_users():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def threads() -> list[int]:
+        info = threadpoolctl.threadpool_info()
+        return [i["num_threads"] for i in info if i["user_api"] == "blas"]
+
+    # the tests run numpy's BLAS on one thread (conftest): give it two to see the limit work
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        assert threads() and set(threads()) == {2}
+        first, second = balance._single_thread_blas(), balance._single_thread_blas()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)  # the first to leave while the other is still inside
+        assert set(threads()) == {1}
+        second.__exit__(None, None, None)
+        assert set(threads()) == {2}
+
+
 def test_warm_started_path_equals_independent_solves():
     u, probs, omega, b = _instance(5000, 30, seed=9, budget=250)
     lams = np.logspace(-1.5, 1.5, 8)

@@ -34,9 +34,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import os
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +56,7 @@ __all__ = [
     "dual_bound",
     "l1_score",
     "objective",
+    "path_threads",
     "relaxed_objective",
     "solve_balanced",
     "solve_path",
@@ -101,6 +105,7 @@ _BINARY_GAP_TOL = 1e-9
 _SWAP_MAX_ROUNDS = 500
 _BINARY_NODES = 500
 _SWAP_BLOCK = 1 << 22
+_PATH_MAX_WORKERS = 8  # threads of a λ path
 
 
 # --------------------------------------------------------------------------------------------
@@ -448,6 +453,12 @@ class _Problem:
         out = copy.copy(self)
         out.u = self.u * factor
         return out
+
+    def share(self, merge: bool) -> None:
+        """Fill the caches (and the merged rows, when ``merge``) before threads share them."""
+        _ = self.p32, self.colsum
+        if merge:
+            self.merged_problem()
 
     def merged_problem(self) -> _Problem | None:
         """Identical (u_i, p_i) rows as one column of capacity = multiplicity (ordered by first
@@ -1312,15 +1323,12 @@ def _run_binary(
 
 
 _THREADPOOL: Any = None
+_BLAS_LOCK = threading.Lock()
+_BLAS_USERS = 0  # threads inside _single_thread_blas: the first sets the limit, the last lifts it
+_BLAS_LIMIT: Any = None
 
 
-@contextlib.contextmanager
-def _single_thread_blas() -> Iterator[None]:
-    """Run numpy's BLAS on one thread inside the LP path.
-
-    Its mat-vecs are memory-bound, so more threads buy little on an idle machine, while on a
-    busy one OpenBLAS threads that wait for a core make each call 5-100x slower (measured).
-    """
+def _blas_controller() -> Any:
     global _THREADPOOL
     if _THREADPOOL is None:
         try:
@@ -1329,11 +1337,32 @@ def _single_thread_blas() -> Iterator[None]:
             _THREADPOOL = False
         else:
             _THREADPOOL = ThreadpoolController()
-    if _THREADPOOL is False:  # pragma: no cover
+    return _THREADPOOL
+
+
+@contextlib.contextmanager
+def _single_thread_blas() -> Iterator[None]:
+    """Run numpy's BLAS on one thread inside the LP path.
+
+    Its mat-vecs are memory-bound, so more threads buy little on an idle machine, while on a
+    busy one OpenBLAS threads that wait for a core make each call 5-100x slower (measured).
+    The limit is process-wide, so it is counted: concurrent solves (a λ path's threads, two
+    dashboard sessions) share one limit, lifted when the last of them leaves.
+    """
+    global _BLAS_USERS, _BLAS_LIMIT
+    with _BLAS_LOCK:
+        controller = _blas_controller()
+        if controller is not False and _BLAS_USERS == 0:
+            _BLAS_LIMIT = controller.limit(limits=1, user_api="blas")
+        _BLAS_USERS += 1
+    try:
         yield
-        return
-    with _THREADPOOL.limit(limits=1, user_api="blas"):
-        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_USERS -= 1
+            if _BLAS_USERS == 0 and _BLAS_LIMIT is not None:
+                _BLAS_LIMIT.restore_original_limits()
+                _BLAS_LIMIT = None
 
 
 class _SolverFailure(Exception):
@@ -1464,12 +1493,15 @@ def solve_path(
     method: str = "lp-round",
     time_limit: float = 60.0,
 ) -> list[BalancedResult]:
-    """Solve for each λ in ``lams`` (in the given order), each from a cold start.
+    """Solve for each λ in ``lams``, each from a cold start, on the cores this process may use.
 
-    Validation, the merged rows and the float32 copy of ``probs`` are shared. Warm-starting
-    each λ from the previous one's dual did not pay on realistic inputs (float32 peaked P,
-    45,000 × 100: 8.5 s warm against 7.1 s cold for 30 points, ``bench/bench_balance.py``), so
-    the path does not; ``solve_balanced(warm_start=...)`` still takes one.
+    Validation, the merged rows and the float32 copy of ``probs`` are shared. The λ are solved
+    in threads, one per core (at most 8; HiGHS and numpy's mat-vecs release the GIL): every λ
+    is its own cold solve, so the results are those of one ``solve_balanced`` call each,
+    whatever the number of threads. Warm-starting each λ from the previous one's dual did not
+    pay on realistic inputs (float32 peaked P, 45,000 × 100: 8.5 s warm against 7.1 s cold for
+    30 points, ``bench/bench_balance.py``), so the path does not; ``solve_balanced(warm_start=
+    ...)`` still takes one.
 
     Returns
     -------
@@ -1479,4 +1511,19 @@ def solve_path(
     lam_list = [_check_lam(v) for v in np.asarray(lams, dtype=object).reshape(-1)]
     method = _check_method(method)
     tl = _check_time_limit(time_limit)
-    return [_solve(prob, lam_v, method, tl, None) for lam_v in lam_list]
+    prob.share(merge=method != "cvxpy" and any(v > 0 for v in lam_list))
+    # cvxpy's reference solve stays on one thread: its solvers' thread safety is not ours
+    workers = 1 if method == "cvxpy" else path_threads(len(lam_list))
+    with _single_thread_blas():
+        if workers == 1:
+            return [_solve(prob, lam_v, method, tl, None) for lam_v in lam_list]
+        with ThreadPoolExecutor(workers, thread_name_prefix="cbal-path") as pool:
+            return list(pool.map(lambda lam_v: _solve(prob, lam_v, method, tl, None), lam_list))
+
+
+def path_threads(points: int) -> int:
+    """Threads :func:`solve_path` uses for ``points`` λ: one per core this process may run
+    on, at most 8 and at most one per λ."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    cores = len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+    return max(1, min(points, cores, _PATH_MAX_WORKERS))
