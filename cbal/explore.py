@@ -31,6 +31,7 @@ from cbal.strategies.summary import selection_summary
 
 __all__ = [
     "DEFAULT_LAMS",
+    "EXPLORE_TIME_LIMIT",
     "SLOW_SECONDS",
     "CycleArrays",
     "LambdaPath",
@@ -52,6 +53,12 @@ DEFAULT_LAMS.setflags(write=False)
 
 #: A re-selection estimated to take longer than this many seconds is flagged as slow.
 SLOW_SECONDS = 3.0
+
+#: Search seconds of the binary problem (and milp) at a λ the run did not use. Where no proof
+#: is in reach its work limits can take tens of seconds on a digits cycle (measured: up to 25 s
+#: at λ = 50); a λ being tried gets the best selection found by then, with its status
+#: (``time_limit``) and certified gap. The run's own λ keeps the run's limit: its picks.
+EXPLORE_TIME_LIMIT = 2.0
 
 # Rough cost model of KCenterGreedy(-CB), fitted on a busy 2-core CPU (seconds):
 # distances to the labeled set N·L·(a·d + c), then ~k per pick and pool point (lazy updates).
@@ -638,7 +645,8 @@ def reselect(
     warm_start : ndarray (C,), optional
         A dual for ``"lp-round"``/``"binary"``, e.g. ``previous.dual * lam / previous.lam``.
     time_limit : float, optional
-        Solver seconds; default the run's ``solver_time_limit``.
+        Solver seconds; default the run's ``solver_time_limit`` at the run's own λ, else at
+        most :data:`EXPLORE_TIME_LIMIT`.
 
     Raises
     ------
@@ -669,7 +677,6 @@ def reselect(
     lam_v = _lam_for(ca, name, lam)
     if mode == "kcenter":
         return _reselect_kcenter(ca, name, lam_v, u, u_source, notes)
-    tl = ca.time_limit if time_limit is None else float(time_limit)
     res = balance.solve_balanced(
         u,
         ca.probs,
@@ -677,10 +684,20 @@ def reselect(
         ca.budget,
         lam_v,
         method=method or ca.solver,
-        time_limit=tl,
+        time_limit=_time_limit(ca, lam_v, time_limit),
         warm_start=warm_start,
     )
     return _from_result(ca, name, res, u, u_source, notes)
+
+
+def _time_limit(ca: CycleArrays, lam: float | None, given: float | None) -> float:
+    """``given``, else the run's solver limit at the run's own λ, else at most
+    :data:`EXPLORE_TIME_LIMIT` (``lam=None``: a λ path, whose points get the latter)."""
+    if given is not None:
+        return float(given)
+    if lam == ca.lam:
+        return ca.time_limit
+    return min(ca.time_limit, EXPLORE_TIME_LIMIT)
 
 
 def _from_result(
@@ -797,7 +814,8 @@ def lambda_path(
     The CB problem is solved at every λ of the path (:func:`balance.solve_path`);
     KCenterGreedy-CB re-runs the greedy per λ (see :func:`estimate_seconds` first). A strategy
     without λ (random, coreset, entropy-pl) has no path: pass ``strategy="entropy-cb"``.
-    ``method`` is the CB solver, by default the run's own.
+    ``method`` is the CB solver, by default the run's own; ``time_limit`` its seconds per λ,
+    by default at most :data:`EXPLORE_TIME_LIMIT` (the run's own λ included).
     """
     grid = DEFAULT_LAMS if lams is None else np.asarray(lams, dtype=np.float64).reshape(-1)
     if grid.size == 0:
@@ -816,7 +834,7 @@ def lambda_path(
     if mode == "kcenter":
         points = _kcenter_path(ca, name, grid, u, u_source, notes)
     else:
-        tl = ca.time_limit if time_limit is None else float(time_limit)
+        tl = _time_limit(ca, None, time_limit)
         results = balance.solve_path(
             u, ca.probs, ca.omega, ca.budget, grid, method=method or ca.solver, time_limit=tl
         )

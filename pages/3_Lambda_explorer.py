@@ -175,8 +175,10 @@ def explorer(root: str, run_id: str, cycle: int, ca: explore.CycleArrays) -> Non
         )
         if method in SLOW_METHODS and not kcenter:
             st.caption(
-                f"{method} can take much longer than lp-round on a big pool (binary and milp "
-                f"stop at the run's time limit, {ca.time_limit:g} s, and say so)."
+                f"{method} can take much longer than lp-round on a big pool: binary and milp "
+                f"search for at most {explore.EXPLORE_TIME_LIMIT:g} s at a λ the run did not "
+                f"use ({ca.time_limit:g} s, the run's limit, at its own λ) and say where they "
+                "stopped short of a proof."
             )
     if at_lambda(root, run_id, cycle, ca, problem, method):
         trade_off(root, run_id, cycle, ca, problem, method)

@@ -306,14 +306,15 @@ def test_single_thread_blas_is_lifted_by_the_last_of_concurrent_users():
 
     # the tests run numpy's BLAS on one thread (conftest): give it two to see the limit work
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
-        assert threads() and set(threads()) == {2}
+        before = threads()
+        assert 2 in before  # numpy's (other BLAS libraries, e.g. torch's, may be loaded too)
         first, second = balance._single_thread_blas(), balance._single_thread_blas()
         first.__enter__()
         second.__enter__()
         first.__exit__(None, None, None)  # the first to leave while the other is still inside
         assert set(threads()) == {1}
         second.__exit__(None, None, None)
-        assert set(threads()) == {2}
+        assert threads() == before
 
 
 def test_warm_started_path_equals_independent_solves():

@@ -82,6 +82,36 @@ def test_reselect_reproduces_the_runs_selection(runs, strategy):
         json.dumps(r.to_record())
 
 
+def test_a_lam_the_run_did_not_use_gets_the_explorers_search_budget(runs, monkeypatch):
+    store, ids = runs
+    ca = explore.load_cycle(store, ids["entropy-cb"], 0)
+    assert ca.solver == "binary" and ca.time_limit == 60.0 > explore.EXPLORE_TIME_LIMIT
+    seen: list[tuple[str, float]] = []
+    solve_balanced, solve_path = explore.balance.solve_balanced, explore.balance.solve_path
+
+    def spy_one(*args, **kw):
+        seen.append(("one", kw["time_limit"]))
+        return solve_balanced(*args, **kw)
+
+    def spy_path(*args, **kw):
+        seen.append(("path", kw["time_limit"]))
+        return solve_path(*args, **kw)
+
+    monkeypatch.setattr(explore.balance, "solve_balanced", spy_one)
+    monkeypatch.setattr(explore.balance, "solve_path", spy_path)
+    own = explore.reselect(ca)  # the run's own λ: the run's limit, so the run's picks
+    assert own.jaccard == 1.0
+    explore.reselect(ca, lam=ca.lam * 3)
+    explore.reselect(ca, lam=ca.lam * 3, time_limit=7.5)  # asked for: as asked
+    explore.lambda_path(ca, [0.1, ca.lam])
+    assert seen == [
+        ("one", 60.0),
+        ("one", explore.EXPLORE_TIME_LIMIT),
+        ("one", 7.5),
+        ("path", explore.EXPLORE_TIME_LIMIT),
+    ]
+
+
 def test_lambda_changes_the_selection_somewhere(runs):
     """Guards the reproduction test against a trivial pass: λ = 0 must pick differently."""
     store, ids = runs
