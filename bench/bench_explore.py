@@ -11,7 +11,10 @@ digits train set), 45,000 (the paper's pool)} × C ∈ {10, 100}, all in this on
 - ``reselect``: wall time of :func:`cbal.explore.reselect` at the run's λ, cold (first call) and
   the median of ``--repeats`` further calls (validation, float64 copy of P, solve, summary);
 - ``path``: wall time of :func:`cbal.explore.lambda_path` over the default 30-point grid
-  (0 and logspace(-2, 3, 29)), warm-started along λ.
+  (0 and logspace(-2, 3, 29)), every λ cold, in threads (one per core).
+
+Both solve with ``lp-round``: a run's default, ``binary``, adds its search after the same LP
+(``bench/bench_balance.py`` times it), bounded in the explorer by ``EXPLORE_TIME_LIMIT`` per λ.
 
 Targets: one re-selection < 0.5 s and a 30-point path < 10 s at 45,000 × 100.
 The 1-minute load average is printed because a busy machine changes the numbers.
@@ -37,6 +40,9 @@ SIZES = [(1447, 10), (1447, 100), (45_000, 10), (45_000, 100)]
 QUICK_SIZES = [(1447, 10), (1447, 100), (10_000, 100)]
 TARGET_RESELECT = 0.5
 TARGET_PATH = 10.0
+
+
+METHOD = "lp-round"
 
 
 def budget_for(n: int) -> int:
@@ -68,15 +74,15 @@ def make_cycle(n: int, c: int, seed: int = 0) -> explore.CycleArrays:
 def bench_one(n: int, c: int, repeats: int) -> dict[str, float | int | str]:
     ca = make_cycle(n, c)
     t = time.perf_counter()
-    first = explore.reselect(ca)
+    first = explore.reselect(ca, method=METHOD)
     cold = time.perf_counter() - t
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        explore.reselect(ca)
+        explore.reselect(ca, method=METHOD)
         times.append(time.perf_counter() - t)
     t = time.perf_counter()
-    path = explore.lambda_path(ca)
+    path = explore.lambda_path(ca, method=METHOD)
     path_time = time.perf_counter() - t
     solves = [p.solve_time for p in path.points]
     return {

@@ -438,6 +438,23 @@ def test_milp_without_incumbent_falls_back(monkeypatch):
     np.testing.assert_array_equal(res.indices, ref.indices)
 
 
+class _StoppedBeforeBranching(_FakeMilpResult):
+    mip_node_count = None  # what HiGHS reports when it stops in presolve (seen at 45k × 10)
+
+
+def test_binary_survives_a_search_stopped_before_its_first_node(monkeypatch):
+    u, probs, omega, b = _instance(300, 5, seed=6, budget=30)
+    ref = solve_balanced(u, probs, omega, b, 3.0, method="binary")
+    monkeypatch.setattr(balance, "milp", lambda *a, **k: _StoppedBeforeBranching())
+    with pytest.warns(RuntimeWarning, match="before proving optimality"):
+        res = solve_balanced(u, probs, omega, b, 3.0, method="binary")
+    assert not res.optimal and not res.fallback
+    _check_result(res, u, probs, omega, 3.0)
+    # no search: the swaps' incumbent, never better than the proved optimum
+    assert ref.optimal and res.objective >= ref.objective - 1e-12
+    assert res.info["lp_bound"] <= res.bound <= res.objective
+
+
 def test_highs_failure_falls_back(monkeypatch):
     u, probs, omega, b = _instance(80, 4, seed=8, budget=8)
     real = balance.linprog

@@ -1156,7 +1156,9 @@ def _branch_and_bound(
     )
     msg = str(res.message).lower()
     optimal = res.status == 0
-    nodes_out = node_limit is not None and int(getattr(res, "mip_node_count", 0)) >= node_limit
+    # HiGHS reports no node count (None) when it stopped before branching, e.g. in presolve
+    nodes = int(getattr(res, "mip_node_count", None) or 0)
+    nodes_out = node_limit is not None and nodes >= node_limit
     status = (
         "optimal"
         if optimal
