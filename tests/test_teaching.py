@@ -79,6 +79,22 @@ def test_entropy_cb_picks_a_more_balanced_batch_than_entropy(seed):
     np.testing.assert_allclose(balanced.omega, STRONG_BUDGET / STRONG.num_classes)
 
 
+def test_the_playground_solves_with_the_exact_lp_rounded(monkeypatch):
+    # a step must answer at once: binary may search for seconds where it cannot prove
+    methods = []
+    real = balance.solve_balanced
+
+    def spy(*args, **kw):
+        methods.append(kw.get("method"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(balance, "solve_balanced", spy)
+    run = Playground(make_pool(STRONG))
+    run.next_cycle("entropy-cb", STRONG_BUDGET, lam=100.0)
+    run.propose("entropy-cb", STRONG_BUDGET, lam=20.0)
+    assert methods == ["lp-round", "lp-round"]
+
+
 @pytest.mark.parametrize("cb, baseline", [("entropy-cb", "entropy"), ("kcenter-cb", "kcenter")])
 def test_lambda_zero_picks_exactly_the_baseline_batch(cb, baseline):
     run = Playground(make_pool(STRONG))
