@@ -1501,9 +1501,9 @@ def solve_path(
     in threads, one per core (at most 8; HiGHS and numpy's mat-vecs release the GIL): every λ
     is its own cold solve, so the results are those of one ``solve_balanced`` call each,
     whatever the number of threads. Warm-starting each λ from the previous one's dual did not
-    pay on realistic inputs (float32 peaked P, 45,000 × 100: 8.5 s warm against 7.1 s cold for
-    30 points, ``bench/bench_balance.py``), so the path does not; ``solve_balanced(warm_start=
-    ...)`` still takes one.
+    pay on realistic inputs (float32 peaked P, 45,000 × 100: 5.7 s warm against 4.3 s cold for
+    the 29 later points of 30, ``bench/bench_balance.py``), so the path does not;
+    ``solve_balanced(warm_start=...)`` still takes one.
 
     Returns
     -------
