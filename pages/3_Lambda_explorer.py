@@ -161,7 +161,7 @@ def explorer(root: str, run_id: str, cycle: int, ca: explore.CycleArrays) -> Non
         key=f"lx-problem-{run_id}",
         help="The run's own problem, or Entropy-CB on this cycle's arrays for comparison.",
     )
-    method = ran_with = ca.config.solver if ca.config is not None else next(iter(METHODS))
+    method = ran_with = ca.solver
     if STRATEGIES[problem].problem:
         kcenter = STRATEGIES[problem].problem == "kcenter"
         method = st.radio(
