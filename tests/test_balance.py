@@ -455,6 +455,46 @@ def test_binary_survives_a_search_stopped_before_its_first_node(monkeypatch):
     assert res.info["lp_bound"] <= res.bound <= res.objective
 
 
+def _best_single_swap(u, probs, omega, lam, indices) -> float:
+    """The objective change of the best one-in, one-out swap over every item (brute force)."""
+    z = np.zeros(u.size)
+    z[indices] = 1.0
+    resid = omega - probs.T @ z
+    out, inn = np.flatnonzero(z), np.flatnonzero(z == 0)
+    moved = resid[None, None, :] + probs[out][:, None, :] - probs[inn][None, :, :]
+    base = np.abs(resid).sum()
+    return float((u[out][:, None] - u[inn][None, :] + lam * (np.abs(moved).sum(2) - base)).min())
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_binary_swaps_range_over_every_item_on_small_instances(monkeypatch, full):
+    u, probs, omega, b = _instance(400, 6, seed=2, budget=20, alpha=1.0)
+    if not full:
+        monkeypatch.setattr(balance, "_SWAP_FULL", 20 * 400 * 6 - 1)
+    seen = []
+    real = balance._swap_search
+
+    def spy(prob, lam, z, cand, t_end):
+        seen.append((z.copy(), cand.copy()))
+        return real(prob, lam, z, cand, t_end)
+
+    monkeypatch.setattr(balance, "_swap_search", spy)
+    monkeypatch.setattr(balance, "milp", lambda *a, **k: _StoppedBeforeBranching())
+    with pytest.warns(RuntimeWarning, match="before proving optimality"):
+        res = solve_balanced(u, probs, omega, b, 0.6, method="binary")
+    # two starts: the LP's rounding and the top-b of u alone
+    assert len(seen) == 2
+    assert np.flatnonzero(seen[1][0]).tolist() == sorted(np.argsort(-u, kind="stable")[:b])
+    sizes = {cand.size for _, cand in seen}
+    if full:
+        assert sizes == {400}
+        # no search after the swaps: their result admits no improving swap over any item
+        assert _best_single_swap(u, probs, omega, 0.6, res.indices) >= -1e-12
+    else:
+        assert max(sizes) < 400
+    _check_result(res, u, probs, omega, 0.6)
+
+
 def test_highs_failure_falls_back(monkeypatch):
     u, probs, omega, b = _instance(80, 4, seed=8, budget=8)
     real = balance.linprog

@@ -105,6 +105,7 @@ _BINARY_GAP_TOL = 1e-9
 _SWAP_MAX_ROUNDS = 500
 _BINARY_NODES = 500
 _SWAP_BLOCK = 1 << 22
+_SWAP_FULL = 1 << 22  # b·N·C up to which a swap may take any item, not only the window's
 _PATH_MAX_WORKERS = 8  # threads of a λ path
 
 
@@ -1266,6 +1267,10 @@ def _run_binary(
     reduced cost |s_i − θ| exceeds the gap UB − LB to the best selection found stays at top_i in
     every better selection: only the others are searched. The nearest items to θ are searched
     first (they usually hold the optimum, which makes the gap, and so the free set, small).
+
+    The first incumbent is the better of two swap searches, from the LP's rounding and from
+    the top-b of u; up to ``_SWAP_FULL`` their swaps range over all items, not only the window
+    (on digits-size BALD-CB cycles the window's swaps missed selections 1–4% better).
     """
     lp = _run_lp(prob, lam, _BINARY_LP_TIME, warm_start)
     t_start = time.perf_counter()
@@ -1281,7 +1286,12 @@ def _run_binary(
     near = np.argpartition(r, k - 1)[:k] if k < prob.n else np.arange(prob.n)
     window = np.union1d(near, np.flatnonzero(top != lp_round))
     t_end = t_start + time_limit
-    best = _swap_search(prob, lam, lp_round, window, t_end)
+    cand = np.arange(prob.n) if prob.b * prob.n * prob.c <= _SWAP_FULL else window
+    starts = (lp_round, prob.topb_z(prob.u))
+    best = min(
+        (_swap_search(prob, lam, z0, cand, t_end) for z0 in starts),
+        key=lambda z: prob.value(lam, z),
+    )
     ub = prob.value(lam, best)
     tol = _BINARY_GAP_TOL * max(1.0, abs(ub))
     bound, searched, proven = lb, window, False
