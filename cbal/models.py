@@ -1,4 +1,5 @@
-"""Networks: ResNet-18 with the CIFAR stem and a small CNN, with an optional dropout head.
+"""Networks: ResNet-18 with the CIFAR stem, two small networks for 8x8 digits, and a linear head,
+each with an optional dropout head.
 
 ``forward`` returns ``(logits, features)``: the penultimate features feed KCenterGreedy. With
 ``dropout > 0`` a dropout layer sits before the classifier, what MC dropout (BALD) samples; with
@@ -8,6 +9,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -54,12 +56,44 @@ def small_cnn(num_classes: int, in_channels: int = 1, dropout: float = 0.0) -> C
     return Classifier(features, 64, num_classes, dropout)
 
 
+class _Grid(nn.Module):
+    """Average-pools a feature map to ``side`` x ``side``; free when it already has that size
+    (on CPU the adaptive pool costs more than the rest of the digits network's step)."""
+
+    def __init__(self, side: int):
+        super().__init__()
+        self.side = side
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] == (self.side, self.side):
+            return x
+        return F.adaptive_avg_pool2d(x, self.side)
+
+
+def conv_fc(num_classes: int, in_channels: int = 1, dropout: float = 0.0) -> Classifier:
+    """A stride-2 conv-BN-ReLU block on a 4x4 grid and a 128-unit fully connected layer: the
+    digits preset's network. On 8x8 digits it is as accurate as :func:`small_cnn` at about a
+    third of its CPU time: it keeps where each stroke is, which global pooling drops. Its
+    fully connected BatchNorm needs two or more images per training batch."""
+    features = nn.Sequential(
+        nn.Conv2d(in_channels, 32, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        _Grid(4),
+        nn.Flatten(),
+        nn.Linear(32 * 4 * 4, 128, bias=False),
+        nn.BatchNorm1d(128),
+        nn.ReLU(),
+    )
+    return Classifier(features, 128, num_classes, dropout)
+
+
 def linear(num_classes: int, in_channels: int, dropout: float = 0.0) -> Classifier:
     """A linear classifier on precomputed features of shape (d, 1, 1): ``in_channels`` is d."""
     return Classifier(nn.Flatten(), in_channels, num_classes, dropout)
 
 
-MODELS = {"resnet18": resnet18, "smallcnn": small_cnn, "linear": linear}
+MODELS = {"resnet18": resnet18, "smallcnn": small_cnn, "convfc": conv_fc, "linear": linear}
 
 
 def build_model(name: str, num_classes: int, in_channels: int, dropout: float) -> Classifier:

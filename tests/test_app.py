@@ -71,7 +71,7 @@ def test_home_renders_with_the_digits_preset(store):
     assert at.selectbox(key="f_dataset").value == "digits"
     assert at.number_input(key="f_budget").value == 20  # digits preset: 50 → +20 × 6
     assert at.multiselect(key="f_strategies").value == ["entropy", "entropy-cb"]
-    assert "Entropy: small CNN, no dropout; no MC passes" in texts(at.caption)
+    assert "Entropy: conv + fully connected net, no dropout; no MC passes" in texts(at.caption)
     assert at.number_input(key="f_lam_entropy-cb_10").value == 0.6  # the paper's λ for C = 10
     assert not at.error
     assert "10 classes" in texts(at.caption)

@@ -49,7 +49,7 @@ def test_run_list_show(tmp_path):
     show = _cli(tmp_path, "show", run_id)
     assert show.returncode == 0
     rows = [line.split() for line in show.stdout.splitlines()[2:5]]
-    assert "network: small CNN, no dropout; no MC passes" in show.stdout
+    assert "network: conv + fully connected net, no dropout; no MC passes" in show.stdout
     assert [r[0] for r in rows] == ["0", "1", "2"] and [r[1] for r in rows] == ["40", "60", "80"]
     assert rows[0][5] == "optimal"
 

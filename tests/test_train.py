@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from cbal.config import preset
 from cbal.data import load_digits_dataset
-from cbal.models import small_cnn
+from cbal.models import build_model, small_cnn
 from cbal.train import (
     DeviceImages,
     augmentation,
@@ -139,6 +139,22 @@ def test_inference_uploads_once_and_reads_once(monkeypatch, reads):
     out = infer(small_cnn(10), images, np.arange(300), 64)
     assert out.probs.shape == (300, 10) and out.probs.dtype == np.float64
     assert reads.count("cpu") == 2 and uploads == []  # probabilities and features; CPU: no copy
+
+
+@pytest.mark.parametrize("side", [1, 3, 8, 32])
+def test_convfc_takes_any_image_side_and_pools_only_off_its_grid(monkeypatch, side):
+    pooled = []
+    real = torch.nn.functional.adaptive_avg_pool2d
+    monkeypatch.setattr(
+        torch.nn.functional,
+        "adaptive_avg_pool2d",
+        lambda x, s: pooled.append(x.shape) or real(x, s),
+    )
+    model = build_model("convfc", 10, 3, 0.0).eval()
+    logits, feats = model(torch.randn(2, 3, side, side))
+    assert logits.shape == (2, 10) and feats.shape == (2, 128)
+    # an 8x8 digit is on the 4x4 grid after the stride-2 conv: no pooling op at all
+    assert (pooled == []) == (side in (7, 8))
 
 
 def test_joint_passes_equal_separate_ones():
