@@ -224,7 +224,10 @@ def test_seed_beyond_32_bits_is_refused_before_anything_starts(tmp_path, capsys)
 @pytest.mark.slow
 def test_ctrl_c_cancels_with_a_resume_hint_and_resume_finishes(tmp_path):
     store = Store(tmp_path)
-    cmd = [sys.executable, "-m", "cbal", "--cache-dir", str(tmp_path), "run", *TINY]
+    # slow steps (the small CNN, 10 batches an epoch): the default network can finish the tiny
+    # run's training between two polls of its progress
+    slow = ["--model", "smallcnn", "--batch-size", "4"]
+    cmd = [sys.executable, "-m", "cbal", "--cache-dir", str(tmp_path), "run", *TINY, *slow]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def training() -> bool:

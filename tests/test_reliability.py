@@ -456,7 +456,18 @@ def test_images_that_cannot_fit_in_memory_are_refused_before_decoding(
 
 def test_images_too_small_for_the_model_are_refused_before_the_run_exists(tmp_path, capsys):
     root = fixtures.make_image_folder(tmp_path / "data")
-    _cli(tmp_path, capsys, "imagefolder", root, "--image-size", "--image-size", "1")
+    # the small CNN pools once, so it needs 2x2 images (convfc pools any side to its grid)
+    _cli(
+        tmp_path,
+        capsys,
+        "imagefolder",
+        root,
+        "--image-size",
+        "--image-size",
+        "1",
+        "--model",
+        "smallcnn",
+    )
 
 
 def test_a_decompression_bomb_is_one_error_and_no_warning(tmp_path, capsys, monkeypatch):
