@@ -29,6 +29,9 @@ AUGMENTS = ("crop-flip", "crop", "none")
 # once, the ResNet's CIFAR stem halves the maps three times), and bounds past which a value can
 # only be a typo.
 MIN_IMAGE_SIZE = {"convfc": 1, "smallcnn": 2, "resnet18": 8, "linear": 1, "custom": 1}
+# The fewest images a training batch of each model may hold (convfc's fully connected
+# BatchNorm needs two; the others take one).
+MIN_BATCH = {"convfc": 2}
 MAX_IMAGE_SIZE = 1024
 MAX_LR = 10.0
 MAX_LAM = 1e6
@@ -372,12 +375,13 @@ def _validate_network(cfg: RunConfig) -> None:
     assert cfg.dropout is not None  # derived by make_config
     if not (math.isfinite(cfg.dropout) and 0 <= cfg.dropout < 1):
         raise ConfigError("dropout", cfg.dropout, "a number in [0, 1)")
-    if cfg.model == "convfc":
-        for name in ("batch_size", "initial_labeled"):
-            if getattr(cfg, name) < 2:
-                raise ConfigError(
-                    name, getattr(cfg, name), ">= 2 for convfc (its BatchNorm needs 2+ per batch)"
-                )
+    low = MIN_BATCH.get(cfg.model, 1)
+    # a batch holds at most batch_size images, and the first training only initial_labeled
+    for name in ("batch_size", "initial_labeled"):
+        if getattr(cfg, name) < low:
+            raise ConfigError(
+                name, getattr(cfg, name), f">= {low} for {cfg.model} (images per training batch)"
+            )
     if not STRATEGIES[cfg.strategy].needs_mc:
         return
     if cfg.mc_passes < 2:

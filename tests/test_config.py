@@ -78,8 +78,8 @@ def test_one_lam_for_every_view():
         ("nesterov", "maybe", "true or false"),
         ("version", 99, "re-create"),
         ("colour", "red", "a field of RunConfig"),
-        ("batch_size", 1, ">= 2 for convfc"),
-        ("initial_labeled", 1, ">= 2 for convfc"),
+        ("batch_size", 1, ">= 2 for convfc (images per training batch)"),
+        ("initial_labeled", 1, ">= 2 for convfc (images per training batch)"),
     ],
 )
 def test_bad_values_name_the_field(field, value, allowed):

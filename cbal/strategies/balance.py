@@ -1395,6 +1395,13 @@ def _dispatch(
     return _run_milp(prob, lam, time_limit)
 
 
+def _merges(method: str, lam: float) -> bool:
+    """Whether a solve works on the merged identical rows: not for cvxpy (the plain reference),
+    nor at λ = 0, where merged rows would break ties by column, not by item (the stable top-b
+    of u is kept)."""
+    return method != "cvxpy" and lam > 0
+
+
 def _solve(
     prob: _Problem,
     lam: float,
@@ -1405,9 +1412,7 @@ def _solve(
     t0 = time.perf_counter()
     # relative tolerances: the solvers see u and lam divided by the larger of the two
     sigma = max(float(np.abs(prob.u).max()), lam) or 1.0
-    # merged rows break ties by column, not by item: at lam = 0 the stable top-b of u is kept
-    merge = method != "cvxpy" and lam > 0
-    work = (prob.merged_problem() if merge else None) or prob
+    work = (prob.merged_problem() if _merges(method, lam) else None) or prob
     work = work.scaled(1.0 / sigma)
     lam_s = lam / sigma
     warm = None if warm_start is None else warm_start / sigma
@@ -1523,7 +1528,7 @@ def solve_path(
     lam_list = [_check_lam(v) for v in np.asarray(lams, dtype=object).reshape(-1)]
     method = _check_method(method)
     tl = _check_time_limit(time_limit)
-    prob.share(merge=method != "cvxpy" and any(v > 0 for v in lam_list))
+    prob.share(merge=any(_merges(method, v) for v in lam_list))
     # cvxpy's reference solve stays on one thread: its solvers' thread safety is not ours
     workers = 1 if method == "cvxpy" else path_threads(len(lam_list))
     with _single_thread_blas():
