@@ -6,11 +6,12 @@ preset's previous settings (and optionally a candidate), all timed in the same r
 
 Runs each strategy and seed in this process on a throw-away store and prints, per setting and
 strategy, the wall time, the seconds spent in train / eval / infer / select (from the cycle
-records), and the final accuracy and labeled-set L1 (means over the seeds). The settings run
-interleaved, after one untimed warm-up run, so that all see the same machine load. Then, per
-setting against the preset, the change in final accuracy and L1, and the speed-up, the line
-``speedup vs previous preset: N.N×`` for the preset's total wall time against its previous
-settings' (``PREVIOUS``: the small CNN at batch 32 and lr 0.05).
+records), the slowest selection of a cycle, how many of the optimization selections (CB solves,
+CoreSet's MIP) were proved optimal, and the final accuracy and labeled-set L1 (means over the
+seeds). The settings run interleaved, after one untimed warm-up run, so that all see the same
+machine load. Then, per setting against the preset, the change in final accuracy and L1, and the
+speed-up, the line ``speedup vs previous preset: N.N×`` for the preset's total wall time against
+its previous settings' (``PREVIOUS``: the small CNN at batch 32 and lr 0.05).
 """
 
 from __future__ import annotations
@@ -31,13 +32,23 @@ PHASES = ("train", "eval", "infer", "select")
 
 
 def one_run(store: Store, cfg_args: dict[str, Any]) -> dict[str, Any]:
-    """One run to the end: its wall time, phase split, final accuracy and labeled-set L1."""
+    """One run to the end: its wall time, phase split, slowest selection, proofs of optimality
+    (of the selections that solve an optimization problem), final accuracy and labeled-set L1."""
     run_id = store.create_run(preset(**cfg_args))
     t = time.perf_counter()
     records = execute(store, run_id)
     wall = time.perf_counter() - t
     split = {p: sum(r["timings"].get(p, 0.0) for r in records) for p in PHASES}
-    return dict(wall=wall, **split, acc=records[-1]["accuracy"], l1=records[-1]["labeled_l1"])
+    solved = [r["selection"]["optimal"] for r in records if "optimal" in (r["selection"] or {})]
+    return dict(
+        wall=wall,
+        **split,
+        slowest=max(r["timings"].get("select", 0.0) for r in records),
+        proved=sum(solved),
+        solved=len(solved),
+        acc=records[-1]["accuracy"],
+        l1=records[-1]["labeled_l1"],
+    )
 
 
 def table(title: str, rows: dict[str, list[dict[str, Any]]]) -> float:
@@ -47,13 +58,15 @@ def table(title: str, rows: dict[str, list[dict[str, Any]]]) -> float:
     print(
         f"{'strategy':<12} {'wall s':>7} "
         + " ".join(f"{p + ' s':>8}" for p in PHASES)
-        + f" {'final acc':>9} {'final L1':>8}"
+        + f" {'max sel s':>9} {'proved':>7} {'final acc':>9} {'final L1':>8}"
     )
     for name, runs in rows.items():
-        total = {k: sum(r[k] for r in runs) for k in ("wall", *PHASES)}
+        total = {k: sum(r[k] for r in runs) for k in ("wall", *PHASES, "proved", "solved")}
+        proved = f"{total['proved']}/{total['solved']}" if total["solved"] else "—"
         print(
             f"{name:<12} {total['wall']:7.2f} "
             + " ".join(f"{total[p]:8.2f}" for p in PHASES)
+            + f" {max(r['slowest'] for r in runs):9.2f} {proved:>7}"
             + f" {np.mean([r['acc'] for r in runs]):9.4f} {np.mean([r['l1'] for r in runs]):8.3f}"
         )
     every = [r for runs in rows.values() for r in runs]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 import json
 import warnings
+from types import SimpleNamespace
 
+import highspy
 import numpy as np
 import pytest
 
@@ -418,17 +420,19 @@ def test_milp_time_limit_is_reported():
     _check_result(res, u, probs, omega, 1.0)
 
 
-class _FakeMilpResult:
-    x = None
-    status = 1
-    message = "Time limit reached. (HiGHS Status 13: model_status is Time limit reached)"
-    mip_dual_bound = None
-    mip_gap = None
+def _stopped_highs(*args, **kwargs):
+    """What HiGHS reports when its time limit stops it before any incumbent or node."""
+    info = SimpleNamespace(
+        mip_node_count=0,
+        mip_dual_bound=-np.inf,
+        primal_solution_status=highspy.SolutionStatus.kSolutionStatusNone,
+    )
+    return info, np.empty(0), highspy.HighsModelStatus.kTimeLimit, "Time limit reached"
 
 
 def test_milp_without_incumbent_falls_back(monkeypatch):
     u, probs, omega, b = _instance(60, 4, seed=6, budget=6)
-    monkeypatch.setattr(balance, "milp", lambda *a, **k: _FakeMilpResult())
+    monkeypatch.setattr(balance, "_highs_mip", _stopped_highs)
     with pytest.warns(RuntimeWarning, match="fell back"):
         res = solve_balanced(u, probs, omega, b, 1.0, method="milp", time_limit=1.0)
     assert res.fallback and not res.optimal
@@ -438,14 +442,10 @@ def test_milp_without_incumbent_falls_back(monkeypatch):
     np.testing.assert_array_equal(res.indices, ref.indices)
 
 
-class _StoppedBeforeBranching(_FakeMilpResult):
-    mip_node_count = None  # what HiGHS reports when it stops in presolve (seen at 45k × 10)
-
-
 def test_binary_survives_a_search_stopped_before_its_first_node(monkeypatch):
     u, probs, omega, b = _instance(300, 5, seed=6, budget=30)
     ref = solve_balanced(u, probs, omega, b, 3.0, method="binary")
-    monkeypatch.setattr(balance, "milp", lambda *a, **k: _StoppedBeforeBranching())
+    monkeypatch.setattr(balance, "_highs_mip", _stopped_highs)
     with pytest.warns(RuntimeWarning, match="before proving optimality"):
         res = solve_balanced(u, probs, omega, b, 3.0, method="binary")
     assert not res.optimal and not res.fallback
@@ -479,7 +479,7 @@ def test_binary_swaps_range_over_every_item_on_small_instances(monkeypatch, full
         return real(prob, lam, z, cand, t_end)
 
     monkeypatch.setattr(balance, "_swap_search", spy)
-    monkeypatch.setattr(balance, "milp", lambda *a, **k: _StoppedBeforeBranching())
+    monkeypatch.setattr(balance, "_highs_mip", _stopped_highs)
     with pytest.warns(RuntimeWarning, match="before proving optimality"):
         res = solve_balanced(u, probs, omega, b, 0.6, method="binary")
     # two starts: the LP's rounding and the top-b of u alone
@@ -712,9 +712,25 @@ def test_binary_time_limit_is_reported_with_a_certified_gap():
     assert res.objective <= res.info["lp_round_objective"] + 1e-12
 
 
+def test_branch_and_bound_starts_from_the_selection_it_is_given():
+    u, probs, omega, b = _instance(400, 5, seed=21, budget=40)
+    prob = balance._Problem(u, probs, omega, b)
+    start = prob.topb_z(prob.u)
+    no_work = {"mip_max_nodes": 0, "presolve": "off", "mip_heuristic_effort": 0.0}
+    everything, none = np.arange(prob.n), np.zeros(prob.n)
+    out = balance._branch_and_bound(prob, 3.0, everything, none, 1e-3, no_work, start)
+    np.testing.assert_array_equal(out.z, start)  # stopped at once, with the start as incumbent
+    assert out.status == "work_limit" and not out.optimal
+    assert balance._branch_and_bound(prob, 3.0, everything, none, 1e-3, no_work).z is None
+    # a start that differs from the base outside the searched columns is not a start of this search
+    inside = np.flatnonzero(start == 0)[:50]
+    out = balance._branch_and_bound(prob, 3.0, inside, start * 0, 1e-3, no_work, start)
+    assert out.z is None
+
+
 def test_binary_work_limit_gives_the_same_selection_every_time(monkeypatch):
     # a node limit, unlike a time limit, stops the search at the same point on any machine
-    monkeypatch.setattr(balance, "_BINARY_NODES", 1)
+    monkeypatch.setitem(balance._BINARY_HIGHS, "mip_max_nodes", 1)
     u, probs, omega, b = _instance(2000, 8, seed=3, budget=100)
     runs = []
     for _ in range(2):

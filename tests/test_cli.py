@@ -224,21 +224,16 @@ def test_seed_beyond_32_bits_is_refused_before_anything_starts(tmp_path, capsys)
 @pytest.mark.slow
 def test_ctrl_c_cancels_with_a_resume_hint_and_resume_finishes(tmp_path):
     store = Store(tmp_path)
-    # slow steps (the small CNN, 10 batches an epoch): the default network can finish the tiny
-    # run's training between two polls of its progress
-    slow = ["--model", "smallcnn", "--batch-size", "4"]
-    cmd = [sys.executable, "-m", "cbal", "--cache-dir", str(tmp_path), "run", *TINY, *slow]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def training() -> bool:
-        runs = store.list_runs() if store.runs_dir.exists() else []
-        progress = runs[0].status.get("progress") or {} if runs else {}
-        return progress.get("phase") == "train" and progress.get("step", 0) >= 1
-
+    # the fault hook holds the run inside cycle 1's training (a tiny run's whole training can fall
+    # between two heartbeats, so polling status.json for the phase would race)
+    mark = tmp_path / "mark"
+    env = {**os.environ, "CBAL_FAULT_PAUSE": "train@1", "CBAL_FAULT_MARK": str(mark)}
+    cmd = [sys.executable, "-m", "cbal", "--cache-dir", str(tmp_path), "run", *TINY]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and not training():
+    while time.time() < deadline and proc.poll() is None and not mark.exists():
         time.sleep(0.05)
-    assert training()
+    assert mark.read_text() == "train@1"
     proc.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

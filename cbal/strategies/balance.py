@@ -43,9 +43,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import highspy
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp, minimize
+from highspy._core import _Highs
+from scipy.optimize import linprog, minimize
 
 __all__ = [
     "METHODS",
@@ -103,7 +105,13 @@ _BINARY_GAP_TOL = 1e-9
 # busy machine as on an idle one: swap rounds for the first incumbent, branch-and-bound nodes
 # per search, and the elements of one block of swap deltas (32 MiB).
 _SWAP_MAX_ROUNDS = 500
-_BINARY_NODES = 500
+# HiGHS on the free items, from the incumbent: no presolve (the model is already small), no
+# restart (each one redid the root's cuts and heuristics); 1000 nodes as the work limit
+_BINARY_HIGHS: dict[str, Any] = {
+    "mip_max_nodes": 1000,
+    "presolve": "off",
+    "mip_allow_restart": False,
+}
 _SWAP_BLOCK = 1 << 22
 _SWAP_FULL = 1 << 22  # b·N·C up to which a swap may take any item, not only the window's
 _PATH_MAX_WORKERS = 8  # threads of a λ path
@@ -1126,54 +1134,96 @@ def _spread(zg: np.ndarray, groups: np.ndarray, upper: np.ndarray) -> np.ndarray
     return out
 
 
+def _highs_mip(
+    cost: np.ndarray,
+    a_eq: sp.csr_matrix,
+    rhs: np.ndarray,
+    upper: np.ndarray,
+    n_int: int,
+    options: dict[str, Any],
+    start: np.ndarray | None,
+) -> tuple[Any, np.ndarray, Any, str]:
+    """min costᵀx, a_eq x = rhs, 0 ≤ x ≤ upper, the first ``n_int`` columns integral: one HiGHS
+    branch-and-bound from the feasible point ``start`` (if given). Its info, x, model status
+    and that status in words."""
+    h = _Highs()  # highspy.Highs() would print HiGHS's banner before output is off
+    h.setOptionValue("output_flag", False)
+    for key, value in options.items():
+        if h.setOptionValue(key, value) != highspy.HighsStatus.kOk:  # pragma: no cover
+            raise RuntimeError(f"HiGHS {h.version()} refused the option {key}={value!r}")
+    a = a_eq.tocsc()
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = a.shape[1], a.shape[0]
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, np.zeros(a.shape[1]), upper
+    lp.row_lower_ = lp.row_upper_ = rhs
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = a.indptr, a.indices, a.data
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * n_int + [
+        highspy.HighsVarType.kContinuous
+    ] * (a.shape[1] - n_int)
+    h.passModel(lp)
+    if start is not None:
+        h.setSolution(a.shape[1], np.arange(a.shape[1], dtype=np.int32), start)
+    h.run()
+    model_status = h.getModelStatus()
+    x = np.asarray(h.getSolution().col_value)
+    return h.getInfo(), x, model_status, h.modelStatusToString(model_status)
+
+
 def _branch_and_bound(
     prob: _Problem,
     lam: float,
     cols: np.ndarray,
     base: np.ndarray,
     time_limit: float,
-    node_limit: int | None = None,
+    options: dict[str, Any],
+    start: np.ndarray | None = None,
 ) -> _BranchOut:
     """The binary problem over the columns ``cols`` with the others held at ``base``
-    (HiGHS branch-and-bound, identical rows among ``cols`` as one integer column), stopped
-    after ``node_limit`` nodes (status ``"work_limit"``) or ``time_limit`` seconds."""
+    (HiGHS branch-and-bound with ``options``, identical rows among ``cols`` as one integer
+    column), from the selection ``start`` when it agrees with ``base`` outside ``cols``;
+    stopped after ``options["mip_max_nodes"]`` nodes (status ``"work_limit"``) or
+    ``time_limit`` seconds."""
     rest = base.copy()
     rest[cols] = 0.0
     const = -float(prob.u @ rest)
     first, groups = _row_groups(prob.u[cols], prob.P[cols])
     k, c = first.shape[0], prob.c
     cap = np.bincount(groups, weights=prob.upper[cols], minlength=k)
-    a_eq = _standard_rows(prob.P[cols[first]])
+    p_first = prob.P[cols[first]]
     rhs = np.append(prob.omega - _weighted_counts(prob.P, rest), prob.b - rest.sum())
-    options: dict[str, Any] = {"time_limit": float(max(time_limit, 1e-3)), "mip_rel_gap": 1e-9}
-    if node_limit is not None:
-        options["node_limit"] = int(node_limit)
-    res = milp(
+    x0 = None
+    outside = np.ones(prob.n, dtype=bool)
+    outside[cols] = False
+    if start is not None and np.array_equal(start[outside], base[outside]):
+        zg0 = np.bincount(groups, weights=start[cols], minlength=k)
+        resid = rhs[:c] - p_first.T @ zg0
+        x0 = np.concatenate([zg0, np.maximum(resid, 0.0), np.maximum(-resid, 0.0)])
+    info, x, model_status, message = _highs_mip(
         np.concatenate([-prob.u[cols[first]], np.full(2 * c, lam)]),
-        constraints=LinearConstraint(a_eq, rhs, rhs),
-        integrality=np.concatenate([np.ones(k), np.zeros(2 * c)]),
-        bounds=Bounds(np.zeros(k + 2 * c), np.concatenate([cap, np.full(2 * c, np.inf)])),
-        options={**options, "disp": False},
+        _standard_rows(p_first),
+        rhs,
+        np.concatenate([cap, np.full(2 * c, np.inf)]),
+        k,
+        {**options, "time_limit": float(max(time_limit, 1e-3)), "mip_rel_gap": 1e-9},
+        x0,
     )
-    msg = str(res.message).lower()
-    optimal = res.status == 0
-    # HiGHS reports no node count (None) when it stopped before branching, e.g. in presolve
-    nodes = int(getattr(res, "mip_node_count", None) or 0)
-    nodes_out = node_limit is not None and nodes >= node_limit
+    optimal = model_status == highspy.HighsModelStatus.kOptimal
+    node_limit = options.get("mip_max_nodes")
     status = (
         "optimal"
         if optimal
         else "work_limit"
-        if nodes_out
+        if node_limit is not None and info.mip_node_count >= node_limit
         else "time_limit"
-        if "time" in msg
-        else msg
+        if model_status == highspy.HighsModelStatus.kTimeLimit
+        else message.lower()
     )
-    dual = getattr(res, "mip_dual_bound", None)
-    bound = float(dual) + const if dual is not None and np.isfinite(dual) else -np.inf
-    if res.x is None:
+    dual = float(info.mip_dual_bound)
+    bound = dual + const if np.isfinite(dual) else -np.inf
+    if info.primal_solution_status != highspy.SolutionStatus.kSolutionStatusFeasible:
         return _BranchOut(None, bound, False, status)
-    zg = np.clip(np.rint(res.x[:k]), 0.0, cap)
+    zg = np.clip(np.rint(x[:k]), 0.0, cap)
     if zg.sum() != rhs[-1]:  # pragma: no cover - HiGHS keeps Σz = b within its tolerance
         return _BranchOut(None, bound, False, f"{status}; incumbent off the budget")
     z = rest
@@ -1182,7 +1232,7 @@ def _branch_and_bound(
 
 
 def _run_milp(prob: _Problem, lam: float, time_limit: float) -> _Solved:
-    out = _branch_and_bound(prob, lam, np.arange(prob.n), np.zeros(prob.n), time_limit)
+    out = _branch_and_bound(prob, lam, np.arange(prob.n), np.zeros(prob.n), time_limit, {})
     if out.z is None:
         raise _SolverFailure(out.status if out.status == "time_limit" else f"failed: {out.status}")
     if not out.optimal:
@@ -1265,8 +1315,10 @@ def _run_binary(
     With y the LP's dual, s = u + P y and θ the score of the b-th unit, every selection z
     satisfies f(z) ≥ LB + Σ_i |s_i − θ|·|z_i − top_i| (top = the top-b of s). So an item whose
     reduced cost |s_i − θ| exceeds the gap UB − LB to the best selection found stays at top_i in
-    every better selection: only the others are searched. The nearest items to θ are searched
-    first (they usually hold the optimum, which makes the gap, and so the free set, small).
+    every better selection: only the others are searched, by HiGHS from the best selection
+    found. A free set of at most twice the window is searched at once; a larger one after the
+    window (the items nearest to θ: they usually hold the optimum, which makes the gap, and so
+    the free set, small).
 
     The first incumbent is the better of two swap searches, from the LP's rounding and from
     the top-b of u; up to ``_SWAP_FULL`` their swaps range over all items, not only the window
@@ -1294,12 +1346,14 @@ def _run_binary(
     )
     ub = prob.value(lam, best)
     tol = _BINARY_GAP_TOL * max(1.0, abs(ub))
-    bound, searched, proven = lb, window, False
+    # a small free set is searched at once: a first search on the window would be a second MIP
+    free = np.flatnonzero(r <= ub - lb + tol)
+    bound, searched, proven = lb, free if free.size <= 2 * k else window, False
     for attempt in range(2):
         if time.perf_counter() >= t_end:
             break
         out = _branch_and_bound(
-            prob, lam, searched, top, t_end - time.perf_counter(), _BINARY_NODES
+            prob, lam, searched, top, t_end - time.perf_counter(), _BINARY_HIGHS, best
         )
         if out.z is not None and prob.value(lam, out.z) < ub:
             best, ub = out.z, prob.value(lam, out.z)
