@@ -426,6 +426,7 @@ def _stopped_highs(*args, **kwargs):
         mip_node_count=0,
         mip_dual_bound=-np.inf,
         primal_solution_status=highspy.SolutionStatus.kSolutionStatusNone,
+        valid=True,
     )
     return info, np.empty(0), highspy.HighsModelStatus.kTimeLimit, "Time limit reached"
 
@@ -453,6 +454,25 @@ def test_binary_survives_a_search_stopped_before_its_first_node(monkeypatch):
     # no search: the swaps' incumbent, never better than the proved optimum
     assert ref.optimal and res.objective >= ref.objective - 1e-12
     assert res.info["lp_bound"] <= res.bound <= res.objective
+
+
+def test_a_failed_search_proves_nothing(monkeypatch):
+    # HiGHS after a failed run: an unknown status, no solution, and a number as its bound
+    failed = SimpleNamespace(
+        mip_node_count=0,
+        mip_dual_bound=1e9,
+        primal_solution_status=highspy.SolutionStatus.kSolutionStatusNone,
+        valid=True,
+    )
+    unknown = highspy.HighsModelStatus.kUnknown
+    monkeypatch.setattr(
+        balance, "_highs_mip", lambda *a, **k: (failed, np.empty(0), unknown, "Unknown")
+    )
+    u, probs, omega, b = _instance(300, 5, seed=6, budget=30)
+    with pytest.warns(RuntimeWarning, match="before proving optimality"):
+        res = solve_balanced(u, probs, omega, b, 3.0, method="binary")
+    assert not res.optimal and res.bound == res.info["lp_bound"]  # only the LP's own bound
+    _check_result(res, u, probs, omega, 3.0)
 
 
 def _best_single_swap(u, probs, omega, lam, indices) -> float:

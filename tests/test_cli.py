@@ -27,6 +27,11 @@ TINY = [
 ]
 
 
+def _text(path) -> str:
+    """The file's text, "" while it does not exist (or is not yet written)."""
+    return path.read_text() if path.exists() else ""
+
+
 def _cli(tmp_path, *args):
     return subprocess.run(
         [sys.executable, "-m", "cbal", "--cache-dir", str(tmp_path), *args],
@@ -231,9 +236,9 @@ def test_ctrl_c_cancels_with_a_resume_hint_and_resume_finishes(tmp_path):
     cmd = [sys.executable, "-m", "cbal", "--cache-dir", str(tmp_path), "run", *TINY]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and not mark.exists():
+    while time.time() < deadline and proc.poll() is None and not _text(mark):
         time.sleep(0.05)
-    assert mark.read_text() == "train@1"
+    assert _text(mark) == "train@1"
     proc.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

@@ -105,6 +105,9 @@ _BINARY_GAP_TOL = 1e-9
 # busy machine as on an idle one: swap rounds for the first incumbent, branch-and-bound nodes
 # per search, and the elements of one block of swap deltas (32 MiB).
 _SWAP_MAX_ROUNDS = 500
+_SWAP_BLOCK = 1 << 22
+_SWAP_FULL = 1 << 22  # b·N·C up to which a swap may take any item, not only the window's
+_PATH_MAX_WORKERS = 8  # threads of a λ path
 # HiGHS on the free items, from the incumbent: no presolve (the model is already small), no
 # restart (each one redid the root's cuts and heuristics); 1000 nodes as the work limit
 _BINARY_HIGHS: dict[str, Any] = {
@@ -112,9 +115,13 @@ _BINARY_HIGHS: dict[str, Any] = {
     "presolve": "off",
     "mip_allow_restart": False,
 }
-_SWAP_BLOCK = 1 << 22
-_SWAP_FULL = 1 << 22  # b·N·C up to which a swap may take any item, not only the window's
-_PATH_MAX_WORKERS = 8  # threads of a λ path
+# HiGHS's model statuses after which its dual bound holds (a failed run reports 0 as its bound),
+# in our words; any other is reported in HiGHS's
+_HIGHS_STATUS = {
+    highspy.HighsModelStatus.kOptimal: "optimal",
+    highspy.HighsModelStatus.kSolutionLimit: "work_limit",  # what the node limit reports
+    highspy.HighsModelStatus.kTimeLimit: "time_limit",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -1208,18 +1215,9 @@ def _branch_and_bound(
         {**options, "time_limit": float(max(time_limit, 1e-3)), "mip_rel_gap": 1e-9},
         x0,
     )
-    optimal = model_status == highspy.HighsModelStatus.kOptimal
-    node_limit = options.get("mip_max_nodes")
-    status = (
-        "optimal"
-        if optimal
-        else "work_limit"
-        if node_limit is not None and info.mip_node_count >= node_limit
-        else "time_limit"
-        if model_status == highspy.HighsModelStatus.kTimeLimit
-        else message.lower()
-    )
-    dual = float(info.mip_dual_bound)
+    status = _HIGHS_STATUS.get(model_status, message.lower())
+    optimal = status == "optimal"
+    dual = float(info.mip_dual_bound) if info.valid and model_status in _HIGHS_STATUS else -np.inf
     bound = dual + const if np.isfinite(dual) else -np.inf
     if info.primal_solution_status != highspy.SolutionStatus.kSolutionStatusFeasible:
         return _BranchOut(None, bound, False, status)
@@ -1346,8 +1344,10 @@ def _run_binary(
     )
     ub = prob.value(lam, best)
     tol = _BINARY_GAP_TOL * max(1.0, abs(ub))
-    # a small free set is searched at once: a first search on the window would be a second MIP
+    # a small free set is searched at once: a first search on the window would be a second MIP;
+    # a window search takes in the incumbent's own changes, so that the incumbent starts it
     free = np.flatnonzero(r <= ub - lb + tol)
+    window = np.union1d(window, np.flatnonzero(best != top))
     bound, searched, proven = lb, free if free.size <= 2 * k else window, False
     for attempt in range(2):
         if time.perf_counter() >= t_end:
