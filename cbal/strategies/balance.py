@@ -1141,6 +1141,13 @@ def _spread(zg: np.ndarray, groups: np.ndarray, upper: np.ndarray) -> np.ndarray
     return out
 
 
+def _outside(n: int, cols: np.ndarray) -> np.ndarray:
+    """The mask of the n items not in ``cols``."""
+    out = np.ones(n, dtype=bool)
+    out[cols] = False
+    return out
+
+
 def _highs_mip(
     cost: np.ndarray,
     a_eq: sp.csr_matrix,
@@ -1200,8 +1207,7 @@ def _branch_and_bound(
     p_first = prob.P[cols[first]]
     rhs = np.append(prob.omega - _weighted_counts(prob.P, rest), prob.b - rest.sum())
     x0 = None
-    outside = np.ones(prob.n, dtype=bool)
-    outside[cols] = False
+    outside = _outside(prob.n, cols)
     if start is not None and np.array_equal(start[outside], base[outside]):
         zg0 = np.bincount(groups, weights=start[cols], minlength=k)
         resid = rhs[:c] - p_first.T @ zg0
@@ -1299,8 +1305,7 @@ def _swap_search(
 def _cover_bound(lb: float, r: np.ndarray, cols: np.ndarray, out: _BranchOut) -> float:
     """A bound on every selection: those that agree with the base outside ``cols`` are bounded
     by the branch-and-bound, the others by the LP bound plus their cheapest reduced cost."""
-    outside = np.ones(r.shape[0], dtype=bool)
-    outside[cols] = False
+    outside = _outside(r.shape[0], cols)
     rest = lb + float(r[outside].min()) if outside.any() else np.inf
     return max(lb, min(out.bound, rest))
 
