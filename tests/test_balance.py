@@ -167,13 +167,18 @@ def test_lp_budget_equals_pool():
     assert res.objective == pytest.approx(res.bound)
 
 
-def test_lp_larger_instance_is_exact_against_highs():
-    # big enough for the dual ascent + column generation path with a real pricing step
+@pytest.mark.parametrize("ascent", [True, False])
+def test_lp_larger_instance_is_exact_against_highs(monkeypatch, ascent):
+    # from the dual ascent's y and from y = 0
+    monkeypatch.setattr(balance, "_ASCENT_MIN_C", 1 if ascent else 10**6)
     u, probs, omega, b = _instance(6000, 20, seed=11, budget=300)
     for lam in (0.5, 5.0):
         lp = solve_balanced(u, probs, omega, b, lam, method="lp-round")
         hi = solve_balanced(u, probs, omega, b, lam, method="highs")
         assert lp.optimal
+        assert ("dual_evals" in lp.info) == ascent
+        if not ascent:  # from y = 0, pricing rounds must add the columns the first LP lacked
+            assert lp.info["cg_rounds"] >= 2
         assert _rel(lp.lp_objective, hi.lp_objective) <= 1e-8
         assert _rel(lp.bound, hi.lp_objective) <= 1e-8
 
@@ -517,21 +522,23 @@ def test_binary_swaps_range_over_every_item_on_small_instances(monkeypatch, full
 
 def test_highs_failure_falls_back(monkeypatch):
     u, probs, omega, b = _instance(80, 4, seed=8, budget=8)
-    real = balance.linprog
+    real = balance._lp_run
+    runs = []
 
-    def failing_for_full_lp(c, *args, **kwargs):
-        if len(c) == 80 + 2 * 4:  # only the "highs" method's full LP fails
-            res = real(c, *args, **kwargs)
-            res.status, res.message = 4, "numerical difficulties (injected)"
-            return res
-        return real(c, *args, **kwargs)
+    def failing_for_full_lp(h):
+        runs.append(h.getNumCol())
+        if len(runs) <= len(balance._LP_ATTEMPTS):  # each attempt at the "highs" LP fails
+            real(h)
+            return highspy.HighsModelStatus.kSolveError, "numerical difficulties (injected)"
+        return real(h)
 
-    monkeypatch.setattr(balance, "linprog", failing_for_full_lp)
+    monkeypatch.setattr(balance, "_lp_run", failing_for_full_lp)
     with pytest.warns(RuntimeWarning, match="fell back to lp rounding"):
         res = solve_balanced(u, probs, omega, b, 1.0, method="highs")
     assert res.fallback and not res.optimal
     assert res.status.startswith("failed: numerical difficulties (injected)")
     assert res.status.endswith("fell back to lp rounding")
+    assert runs[0] == 80 + 2 * 4  # the full LP: all items and the 2C slacks
     _check_result(res, u, probs, omega, 1.0)
 
 
@@ -553,18 +560,16 @@ def test_cvxpy_failure_falls_back(monkeypatch):
 
 def test_lp_solver_failure_is_not_silent(monkeypatch):
     u, probs, omega, b = _instance(500, 5, seed=4, budget=50)
+    attempts = []
 
-    def always_fails(c, *args, **kwargs):
-        class R:
-            status = 4
-            message = "injected failure"
-            nit = 0
+    def always_fails(h):
+        attempts.append(h.getOptions().solver)
+        return highspy.HighsModelStatus.kUnknown, "injected failure"
 
-        return R()
-
-    monkeypatch.setattr(balance, "linprog", always_fails)
+    monkeypatch.setattr(balance, "_lp_run", always_fails)
     with pytest.warns(RuntimeWarning, match="injected failure"):
         res = solve_balanced(u, probs, omega, b, 1.0, method="lp-round")
+    assert attempts == ["simplex", "ipm", "choose"]  # each fallback of HiGHS tried once
     assert res.fallback and not res.optimal
     assert res.status == "failed: injected failure; fell back to dual rounding"
     assert res.indices.size == b and np.unique(res.indices).size == b
@@ -812,6 +817,21 @@ def test_duplicate_rows_are_merged_exactly(method):
         members = np.flatnonzero(rows == r)
         taken = np.intersect1d(members, merged.indices)
         np.testing.assert_array_equal(taken, members[: taken.size])
+
+
+def test_rows_that_share_a_hash_are_still_told_apart(monkeypatch):
+    rng = np.random.default_rng(3)
+    distinct = rng.dirichlet(np.ones(4), size=7)
+    rows = rng.integers(0, 7, size=60)
+    probs, u = distinct[rows], rng.random(7)[rows]
+    # the groups by hand: numbered by first occurrence
+    number: dict[int, int] = {}
+    groups = np.array([number.setdefault(int(r), len(number)) for r in rows])
+    first = np.array([int(np.flatnonzero(groups == g)[0]) for g in range(len(number))])
+    for hashes in (None, np.zeros(60)):  # the projection, and one number for every row
+        got_first, got_groups = balance._row_groups(u, probs, hashes)
+        np.testing.assert_array_equal(got_first, first)
+        np.testing.assert_array_equal(got_groups, groups)
 
 
 def test_one_hot_probabilities_with_constant_u_are_solved_exactly():
