@@ -167,18 +167,27 @@ def test_lp_budget_equals_pool():
     assert res.objective == pytest.approx(res.bound)
 
 
-@pytest.mark.parametrize("ascent", [True, False])
-def test_lp_larger_instance_is_exact_against_highs(monkeypatch, ascent):
-    # from the dual ascent's y and from y = 0
-    monkeypatch.setattr(balance, "_ASCENT_MIN_C", 1 if ascent else 10**6)
+@pytest.mark.parametrize(
+    ("start", "min_c", "cold_rounds"),
+    [("ascent", 1, 3), ("cold", 10**6, 10**6), ("cold, then the ascent", 10**6, 1)],
+)
+def test_lp_larger_instance_is_exact_against_highs(monkeypatch, start, min_c, cold_rounds):
+    # pricing from the dual ascent's y, from y = 0 to the end, and from y = 0 for one round
+    # only (which does not end here), then from the ascent
+    monkeypatch.setattr(balance, "_ASCENT_MIN_C", min_c)
+    monkeypatch.setattr(balance, "_COLD_ROUNDS", cold_rounds)
     u, probs, omega, b = _instance(6000, 20, seed=11, budget=300)
     for lam in (0.5, 5.0):
         lp = solve_balanced(u, probs, omega, b, lam, method="lp-round")
         hi = solve_balanced(u, probs, omega, b, lam, method="highs")
         assert lp.optimal
-        assert ("dual_evals" in lp.info) == ascent
-        if not ascent:  # from y = 0, pricing rounds must add the columns the first LP lacked
-            assert lp.info["cg_rounds"] >= 2
+        assert ("dual_evals" in lp.info) == (start != "cold")
+        if start == "ascent":
+            assert "cold_rounds" not in lp.info
+        elif start == "cold":  # its pricing rounds added the columns the first LP lacked
+            assert lp.info["cold_rounds"] == lp.info["cg_rounds"] >= 2
+        else:
+            assert lp.info["cold_rounds"] == 1
         assert _rel(lp.lp_objective, hi.lp_objective) <= 1e-8
         assert _rel(lp.bound, hi.lp_objective) <= 1e-8
 

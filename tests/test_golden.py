@@ -35,6 +35,7 @@ VOLATILE = (
     "dual_evals",
     "lp_iterations",
     "cg_rounds",
+    "cold_rounds",
     "lp_columns",
 )
 # Numbers derived from the network's float32 probabilities (expected counts, balance L1) move

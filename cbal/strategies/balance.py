@@ -18,8 +18,8 @@ Methods of :func:`solve_balanced` (:data:`METHODS`):
   selection found with its certified gap, the same on any machine; at the time limit
   (``"time_limit"``) likewise, but such a result depends on the machine's speed.
 - ``"lp-round"`` (this function's default, the fast one): the exact LP relaxation (column
-  generation with HiGHS on the near-tied items, from a smoothed dual ascent above 20
-  classes), rounded to its top-``budget`` items.
+  generation with HiGHS on the near-tied items, from a smoothed dual ascent above 20 classes
+  or when three rounds from y = 0 do not end), rounded to its top-``budget`` items.
 - ``"highs"``: the same LP on all N columns, straight to HiGHS (slow oracle), rounded.
 - ``"cvxpy"``: the relaxation as written above, with cvxpy's default solver (reference), rounded.
 - ``"milp"``: the binary problem on all N items with HiGHS branch-and-bound (slow oracle).
@@ -92,8 +92,11 @@ _ASCENT_WARM = (300, 3, 15)
 _COARSE_DIV = 16
 # The fewest classes for which the column generation starts from the dual ascent's y; below,
 # its LPs are so cheap that pricing rounds from y = 0 (or the warm start) cost less than the
-# ascent (measured at 45,000 items: even at C = 20, clearly slower from C = 30 on).
+# ascent (measured at 45,000 items: even at C = 20, clearly slower from C = 30 on), unless
+# they need more than _COLD_ROUNDS rounds (y = 0 far from the optimum, as with a skewed Ω
+# at large λ): then the ascent runs after all.
 _ASCENT_MIN_C = 21
+_COLD_ROUNDS = 3
 # Row sums of P may be off by this much (float32/float64 input); lower precisions get more.
 _ROW_TOL = 1e-4
 # Duplicate rows are merged into one capacitated column when at most this many distinct rows
@@ -916,23 +919,14 @@ def _polish_dual(
     return np.clip(y_new, -lam, lam)
 
 
-def _ascent_start(
-    prob: _Problem, lam: float, warm_start: np.ndarray | None, half: int, info: dict[str, Any]
-) -> np.ndarray:
-    """A good y: smoothed dual ascent from 0 or the warm start; skipped when every item fits
-    in the first LP, and below ``_ASCENT_MIN_C`` classes (0 or the warm start itself)."""
+def _ascent(
+    prob: _Problem, lam: float, y0: np.ndarray, effort: tuple[int, int, int]
+) -> tuple[np.ndarray, int]:
+    """Smoothed dual ascent from ``y0`` with ``effort`` (see ``_ASCENT_COLD``)."""
     c, n, b = prob.c, prob.n, prob.b
-    if warm_start is None:
-        y = np.zeros(c)
-        work, lo_it, hi_it = _ASCENT_COLD
-    else:
-        y = np.clip(warm_start, -lam, lam)
-        work, lo_it, hi_it = _ASCENT_WARM
+    work, lo_it, hi_it = effort
     window = max(c + 1, min(b, n - b) // _COARSE_DIV)
-    maxiter = int(min(hi_it, max(lo_it, work // c)))
-    if 2 * half < n and c >= _ASCENT_MIN_C:
-        y, info["dual_evals"] = _dual_ascent(prob, lam, y, window, maxiter)
-    return y
+    return _dual_ascent(prob, lam, y0, window, int(min(hi_it, max(lo_it, work // c))))
 
 
 def _window_state(s: np.ndarray, b: int, half: int) -> np.ndarray:
@@ -975,48 +969,51 @@ def _price(
     return new[was == 0], new[was == 1]
 
 
-def _lp_column_generation(
-    prob: _Problem,
-    lam: float,
-    time_limit: float,
-    warm_start: np.ndarray | None,
-) -> _Solved:
-    """Exact LP relaxation by column generation (from the dual ascent's y when C is large).
+@dataclass
+class _Pricing:
+    """The outcome of :func:`_pricing_rounds`."""
 
-    Without any LP solution (time-out, HiGHS failure) it returns the top-b by the best dual
-    point's scores, marked as a fallback.
-    """
-    t0 = time.perf_counter()
+    z: np.ndarray | None  # the last LP solution over all items, None without any
+    duals: list[np.ndarray]  # every dual point seen (the optimal y last when ``optimal``)
+    status: str
+    optimal: bool
+    finished: bool  # False: stopped after its round limit
+    rounds: int
+    iterations: int
+    columns: int
+
+
+def _pricing_rounds(
+    prob: _Problem, lam: float, y: np.ndarray, half: int, t_end: float, max_rounds: int | None
+) -> _Pricing:
+    """Column generation from the dual point y: an LP over the ``half`` items each side of
+    rank b by y's scores (those above fixed at 1), priced and grown until no reduced cost has
+    the wrong sign, HiGHS fails, ``t_end`` or ``max_rounds``."""
     b = prob.b
-    info: dict[str, Any] = {}
-    half = prob.c + 1 + _WINDOW_EXTRA  # free items kept on each side of the threshold
-    y = _ascent_start(prob, lam, warm_start, half, info)
-    if "dual_evals" not in info:  # y is no more than a start: a wider window
-        half = prob.c + 1 + min(_COLD_EXTRA, b // 4)
-    info["t_dual"] = time.perf_counter() - t0
-    s = prob.scores(y)
-    duals = [y]  # every dual point seen: without a proof, the best of them bounds the LP
-    state = _window_state(s, b, half)
+    duals = [y]
+    state = _window_state(prob.scores(y), b, half)
     lp = _WorkingLP(prob, lam, np.flatnonzero(state == 2), np.flatnonzero(state == 1))
     add_cap = max(_MIN_ADD, prob.c)
-    rounds, lp_iters = 0, 0
-    status, optimal, z = "optimal", False, None
+    rounds, iterations, z = 0, 0, None
+    status, optimal, finished = "optimal", False, True
     while True:
-        remaining = time_limit - (time.perf_counter() - t0)
+        remaining = t_end - time.perf_counter()
         if remaining <= 0:
             status = "time_limit"
             break
+        if rounds == max_rounds:
+            finished = False
+            break
         rounds += 1
         out = lp.solve(remaining)
-        lp_iters += out.iterations
+        iterations += out.iterations
         if not out.ok:
             status = out.status
             break
         z = (state == 1).astype(np.float64)
         z[lp.cols] = out.z
         y = out.y
-        s = prob.scores(y)
-        freed = _price(state, s, out.theta, b, half, add_cap)
+        freed = _price(state, prob.scores(y), out.theta, b, half, add_cap)
         if freed is None:
             optimal = True  # y is the LP's optimal dual; the polish may tighten it
             duals = [y, _polish_dual(prob, lam, z, y, out.theta)]
@@ -1025,23 +1022,62 @@ def _lp_column_generation(
         lp.add(freed[0])
         lp.add(freed[1], were_fixed=True)
         add_cap *= 2  # many violators: y was poor, take bigger steps
+    return _Pricing(z, duals, status, optimal, finished, rounds, iterations, int(lp.cols.shape[0]))
+
+
+def _lp_column_generation(
+    prob: _Problem,
+    lam: float,
+    time_limit: float,
+    warm_start: np.ndarray | None,
+) -> _Solved:
+    """Exact LP relaxation by column generation from a good dual point.
+
+    The start: the smoothed dual ascent's y (from 0 or the warm start). Below ``_ASCENT_MIN_C``
+    classes the LPs are so cheap that ``_COLD_ROUNDS`` rounds from 0 (or the warm start)
+    itself, in a wider window, come first; only if they do not end does the ascent run.
+    Without any LP solution (time-out, HiGHS failure) it returns the top-b by the best dual
+    point's scores, marked as a fallback.
+    """
+    t0 = time.perf_counter()
+    t_end = t0 + time_limit
+    n, b, c = prob.n, prob.b, prob.c
+    info: dict[str, Any] = {}
+    half = c + 1 + _WINDOW_EXTRA  # free items kept on each side of the threshold
+    y0 = np.zeros(c) if warm_start is None else np.clip(warm_start, -lam, lam)
+    tried: list[np.ndarray] = []
+    run = None
+    if 2 * half >= n:  # every item fits in the first LP
+        run = _pricing_rounds(prob, lam, y0, half, t_end, None)
+    elif c < _ASCENT_MIN_C:
+        run = _pricing_rounds(prob, lam, y0, c + 1 + min(_COLD_EXTRA, b // 4), t_end, _COLD_ROUNDS)
+        info["cold_rounds"] = run.rounds
+    if run is None or not run.finished:
+        if run is not None:
+            tried = run.duals
+        t1 = time.perf_counter()
+        effort = _ASCENT_COLD if warm_start is None else _ASCENT_WARM
+        y, info["dual_evals"] = _ascent(prob, lam, y0, effort)
+        info["t_dual"] = time.perf_counter() - t1
+        run = _pricing_rounds(prob, lam, y, half, t_end, None)
     info.update(
-        cg_rounds=rounds,
-        lp_iterations=lp_iters,
-        lp_columns=int(lp.cols.shape[0]),
+        cg_rounds=run.rounds,
+        lp_iterations=run.iterations,
+        lp_columns=run.columns,
         t_total=time.perf_counter() - t0,
     )
+    duals = run.duals if run.optimal else tried + run.duals
     bounds = [prob.bound(v) for v in duals]
     best = int(np.argmax(bounds))  # the first of equal bounds: the unpolished y
     best_y, best_bound = duals[best], bounds[best]
-    if z is None:
-        status = f"{status}; fell back to dual rounding"
+    if run.z is None:
+        status = f"{run.status}; fell back to dual rounding"
         z = prob.topb_z(prob.scores(best_y))
         return _Solved(z, best_bound, status, False, best_y, fallback=True, info=info)
-    z = _make_feasible(z, prob.upper, b)
-    if optimal:
+    z = _make_feasible(run.z, prob.upper, b)
+    if run.optimal:
         z = _polish_primal(prob, lam, z)
-    return _Solved(z, best_bound, status, optimal, best_y, info=info)
+    return _Solved(z, best_bound, run.status, run.optimal, best_y, info=info)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1645,7 +1681,8 @@ def solve_balanced(
     The LP (``binary`` and ``lp-round``) works on the dual
     ``max_{|y|≤lam} yᵀΩ − top_b(u + P y)``, concave in C variables. (1) A first y: above 20
     classes, L-BFGS-B on a smoothed dual, whose score ordering s = u + P y is nearly right;
-    else y = 0 (or the warm start), from which a few pricing rounds cost less. (2) Items
+    else y = 0 (or the warm start), from which a few pricing rounds cost less (if three do
+    not end, the ascent's y after all). (2) Items
     ranked clearly inside (outside) the top-b by s are fixed at z = 1 (0); an exact LP over
     the rest (a few hundred columns, HiGHS dual simplex) gives z and duals (y, θ). (3) Pricing
     all N items with those duals: an outside item with s_i > θ or a fixed item with s_i < θ
@@ -1684,7 +1721,7 @@ def solve_path(
     in threads, one per core (at most 8; HiGHS and numpy's mat-vecs release the GIL): every λ
     is its own cold solve, so the results are those of one ``solve_balanced`` call each,
     whatever the number of threads. Warm-starting each λ from the previous one's dual did not
-    pay on realistic inputs (float32 peaked P, 45,000 × 100: 2.34 s warm against 2.31 s cold for
+    pay on realistic inputs (float32 peaked P, 45,000 × 100: 2.44 s warm against 2.03 s cold for
     the 29 later points of 30, ``bench/bench_balance.py``), so the path does not;
     ``solve_balanced(warm_start=...)`` still takes one.
 
