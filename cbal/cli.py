@@ -53,10 +53,12 @@ _FIELD_HELP = {
     "imbalance_profile": "how the pool's class sizes fall from head to tail",
     "strategy": "acquisition strategy (described below)",
     "lam": "λ of the CB strategies, >= 0 (default: the paper's for the class count)",
-    "solver": "CB selection: binary (the binary optimum, proved within its work limits and "
-    "--solver-time-limit, else its gap), lp-round (exact LP, rounded: fast), highs, cvxpy, "
-    "milp (references)",
+    "solver": "CB selection: binary (the binary optimum, proved to --solver-mip-gap within its "
+    "work limits and --solver-time-limit, else its gap), lp-round (exact LP, rounded: fast), "
+    "highs, cvxpy, milp (references)",
     "solver_time_limit": "seconds for the binary search (after its LP), milp and coreset, > 0",
+    "solver_mip_gap": "relative gap at which binary and milp count a selection as optimal, "
+    "in [0, 1) (1e-4: as the paper's solver, Gurobi, by default; 0: the optimum itself)",
     "initial_labeled": "random balanced initial labeled set, >= 1",
     "budget": "images labeled per cycle, >= 1",
     "cycles": "acquisition cycles (the model is trained cycles + 1 times), >= 1",

@@ -10,10 +10,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-CONFIG_VERSION = 2
-# Fields added since version 1, with the value a version-1 run actually used: a stored v1 config
-# loads (and resumes) as the run it was. Version 1 drew its initial labeled set at random.
-_V1_DEFAULTS: dict[str, Any] = {"initial_sampling": "random", "compat": "clean"}
+from cbal.strategies.balance import MIP_GAP
+
+CONFIG_VERSION = 3
+# Fields added after each older version, with the value its runs actually used: a stored config
+# loads (and resumes) as the run it was. Version 1 drew its initial labeled set at random;
+# version 2's binary solver proved optimality to a relative gap of 1e-9 (mip_gap 0).
+_ADDED_AFTER: dict[int, dict[str, Any]] = {
+    1: {"initial_sampling": "random", "compat": "clean"},
+    2: {"solver_mip_gap": 0.0},
+}
 
 # The lists of choices, one place each (cbal.data and the UI read them from here).
 DATASETS = ("digits", "cifar10", "cifar100", "tinyimagenet", "imagefolder")
@@ -89,6 +95,7 @@ class RunConfig:
     lam: float | None = None
     solver: str = "binary"
     solver_time_limit: float = 60.0
+    solver_mip_gap: float = MIP_GAP
     initial_labeled: int = 50
     initial_sampling: str = "balanced"
     budget: int = 20
@@ -236,8 +243,10 @@ def make_config(**values: Any) -> RunConfig:
             unknown[0], values[unknown[0]], f"a field of RunConfig ({', '.join(_FIELDS)})"
         )
     version = values.get("version", CONFIG_VERSION)
-    if version == 1:
-        values = {**_V1_DEFAULTS, **values, "version": CONFIG_VERSION}
+    if version in _ADDED_AFTER:
+        for old in range(version, CONFIG_VERSION):
+            values = {**_ADDED_AFTER[old], **values}
+        values["version"] = CONFIG_VERSION
     elif version != CONFIG_VERSION:
         raise ConfigError(
             "version", version, f"{CONFIG_VERSION} (this cbal's config format); re-create the run"
@@ -353,6 +362,8 @@ def _validate(cfg: RunConfig) -> None:
     for name in ("lr", "solver_time_limit", "lr_gamma"):
         if not (math.isfinite(getattr(cfg, name)) and getattr(cfg, name) > 0):
             raise ConfigError(name, getattr(cfg, name), "a finite number > 0")
+    if not 0 <= cfg.solver_mip_gap < 1:
+        raise ConfigError("solver_mip_gap", cfg.solver_mip_gap, "a number in [0, 1)")
     _at_least(cfg, "weight_decay", 0)
     if not 0 <= cfg.seed <= MAX_SEED:
         raise ConfigError("seed", cfg.seed, f"an integer in 0 … {MAX_SEED}")

@@ -186,6 +186,11 @@ class CycleArrays:
         return float(self.config.solver_time_limit) if self.config is not None else 60.0
 
     @property
+    def mip_gap(self) -> float:
+        """The run's proof gap for ``binary`` and ``milp`` (the default without a config)."""
+        return float(self.config.solver_mip_gap) if self.config is not None else balance.MIP_GAP
+
+    @property
     def solver(self) -> str:
         """The run's CB solver (the default one for arrays without a config)."""
         return self.config.solver if self.config is not None else next(iter(balance.METHODS))
@@ -686,6 +691,7 @@ def reselect(
         method=method or ca.solver,
         time_limit=_time_limit(ca, lam_v, time_limit),
         warm_start=warm_start,
+        mip_gap=ca.mip_gap,
     )
     return _from_result(ca, name, res, u, u_source, notes)
 
@@ -836,7 +842,14 @@ def lambda_path(
     else:
         tl = _time_limit(ca, None, time_limit)
         results = balance.solve_path(
-            u, ca.probs, ca.omega, ca.budget, grid, method=method or ca.solver, time_limit=tl
+            u,
+            ca.probs,
+            ca.omega,
+            ca.budget,
+            grid,
+            method=method or ca.solver,
+            time_limit=tl,
+            mip_gap=ca.mip_gap,
         )
         points = tuple(_from_result(ca, name, r, u, u_source, notes) for r in results)
     own_lam = ca.lam if cb_variant(ca.strategy) == name else float("nan")

@@ -528,6 +528,7 @@ def _select(
         lam=run.prep.lam,
         solver=cfg.solver,
         time_limit=cfg.solver_time_limit,
+        mip_gap=cfg.solver_mip_gap,
         rng=np.random.default_rng(seed),
         compat=cfg.compat,
     )

@@ -109,8 +109,9 @@ def objective() -> None:
         "solved exactly (a linear program, HiGHS) gives a lower bound and duals; an optimal "
         "vertex has at most C + 1 fractional entries, so its rounding to the b largest z is "
         "close; swaps improve it, and a branch-and-bound over the few items the duals leave "
-        "undecided proves it optimal, or reports the certified gap where its work limits stop "
-        "it. `lp-round` keeps the rounding alone (faster).\n\n"
+        "undecided proves it optimal to a relative gap of 1e-4 (how the paper's solver defines "
+        "optimal; `--solver-mip-gap 0` asks for the optimum itself), or reports the certified "
+        "gap where its work limits stop it. `lp-round` keeps the rounding alone (faster).\n\n"
         "**KCenterGreedy-CB** adds the same term to the greedy k-center: step k picks"
     )
     st.latex(

@@ -29,6 +29,8 @@ BAD_FLAGS = [
     (["--model", "vgg"], "--model"),
     (["--solver", "gurobi"], "--solver"),
     (["--solver-time-limit", "0"], "--solver-time-limit"),
+    (["--solver-mip-gap", "1"], "--solver-mip-gap"),
+    (["--solver-mip-gap", "-0.1"], "--solver-mip-gap"),
     (["--cycles", "0"], "--cycles"),
     (["--epochs", "0"], "--epochs"),
     (["--batch-size", "0"], "--batch-size"),

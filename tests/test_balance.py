@@ -775,6 +775,84 @@ def test_binary_work_limit_gives_the_same_selection_every_time(monkeypatch):
     assert runs[0].info["lp_bound"] <= runs[0].bound <= runs[0].objective
 
 
+def _near_one_hot(n, c, b, seed, k=15.0):
+    """A confident network's outputs: softmax(k·onehot + noise), Ω with fractional parts."""
+    rng = np.random.default_rng(seed)
+    logits = k * np.eye(c)[rng.integers(0, c, size=n)] + rng.normal(size=(n, c))
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    u = -(probs * np.log(probs)).sum(axis=1)
+    return u, probs, target_counts(rng.integers(0, 2 * b, size=c), b), b
+
+
+def _count_bound_at(u, probs, omega, b, lam, y):
+    prob = balance._Problem(u, probs, omega, b)
+    s = prob.scores(y)
+    top = prob.topb_z(s)
+    r = np.abs(s - s[top > 0].min())
+    gain, t = balance._count_bound(prob, lam, y, r, top)
+    return prob, prob.bound(y, s), gain, t, r, top
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_count_bound_is_a_bound_at_any_dual(seed):
+    # near-one-hot and soft P, at the LP's dual and at random duals in the box
+    rng = np.random.default_rng(seed)
+    n, c, b = int(rng.integers(6, 13)), int(rng.choice([2, 3, 4])), int(rng.integers(1, 6))
+    lam = float(rng.choice([0.3, 2.0, 30.0]))
+    u, probs, omega, b = _near_one_hot(n, c, b, seed, k=float(rng.choice([2.0, 15.0])))
+    best = _brute_force(u, probs, omega, b, lam)
+    lp_dual = solve_balanced(u, probs, omega, b, lam, method="lp-round").dual
+    for y in (lp_dual, rng.uniform(-lam, lam, size=c), np.full(c, lam)):
+        prob, lb, gain, t, r, top = _count_bound_at(u, probs, omega, b, lam, y)
+        assert lb + gain <= best + 1e-9
+        assert t.sum() == 0 and t.dtype.kind == "i"
+        z = balance._by_counts(prob, r, top, t)  # the selection it points to is one
+        assert z.sum() == b and set(np.unique(z)) <= {0.0, 1.0}
+
+
+def test_count_bound_beats_the_lp_bound_on_a_confident_model():
+    # the LP balances each class with a fraction of an item; a selection cannot, and the
+    # bound from whole class counts says so (here it is the optimum, to the leak of P)
+    u, probs, omega, b = _near_one_hot(12, 3, 5, seed=0)
+    lam = 1.0
+    best = _brute_force(u, probs, omega, b, lam)
+    lp = solve_balanced(u, probs, omega, b, lam, method="lp-round")
+    _, lb, gain, _, _, _ = _count_bound_at(u, probs, omega, b, lam, lp.dual)
+    assert lb == pytest.approx(lp.bound, abs=1e-9)
+    assert best - lb > 1.0  # the LP's integrality gap is real here
+    assert best - (lb + gain) < 1e-3 * (best - lb)
+
+
+@pytest.mark.parametrize("seed", [20, 25])
+def test_binary_stops_at_its_gap_and_certifies_it(seed):
+    # the default stops once the gap is within 1e-4 (seed 20: at a selection 1.4e-3 worse than
+    # the optimum, within that gap); mip_gap=0 asks for the optimum itself, as scipy's milp
+    u, probs, omega, b = _instance(300, 5, seed=seed, budget=30)
+    lam = 1.0
+    best = _milp_optimum(u, probs, omega, b, lam)
+    scale = max(np.abs(u).max(), lam)
+    for gap in (balance.MIP_GAP, 0.0):
+        res = solve_balanced(u, probs, omega, b, lam, method="binary", mip_gap=gap)
+        assert res.optimal and res.status == "optimal" and res.info["mip_gap"] == gap
+        assert res.bound <= best + 1e-9 <= res.objective + 2e-9
+        allowed = max(gap, 1e-9) * max(abs(res.objective), scale)
+        assert 0.0 <= res.objective - res.bound <= allowed * (1 + 1e-9)
+        if gap:
+            assert res.objective - res.bound > 1e-6 * scale  # it did stop before the optimum
+        else:
+            assert res.objective == pytest.approx(best, abs=1e-9)
+
+
+@pytest.mark.parametrize("bad", [-1e-3, 1.0, float("nan"), "tight", None])
+def test_mip_gap_is_checked(bad):
+    u, probs, omega, b = _instance(30, 3, seed=1, budget=5)
+    with pytest.raises(ValueError, match=r"mip_gap=.* must be a number in \[0, 1\)"):
+        solve_balanced(u, probs, omega, b, 1.0, method="binary", mip_gap=bad)
+    with pytest.raises(ValueError, match="mip_gap"):
+        solve_path(u, probs, omega, b, [1.0], method="binary", mip_gap=bad)
+
+
 def test_swap_deltas_in_blocks_equal_one_block(monkeypatch):
     rng = np.random.default_rng(5)
     p = rng.dirichlet(np.ones(6), size=40)

@@ -76,6 +76,8 @@ def test_one_lam_for_every_view():
         ("lr", 0, "> 0"),
         ("lr_milestones", [50, 10], "increasing"),
         ("nesterov", "maybe", "true or false"),
+        ("solver_mip_gap", 1.0, "a number in [0, 1)"),
+        ("solver_mip_gap", -1e-4, "a number in [0, 1)"),
         ("version", 99, "re-create"),
         ("colour", "red", "a field of RunConfig"),
         ("batch_size", 1, ">= 2 for convfc (images per training batch)"),

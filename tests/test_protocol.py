@@ -120,7 +120,7 @@ def test_stored_config_records_the_effective_network(tmp_path):
     for strategy, dropout in [("entropy", 0.0), ("bald", 0.3)]:
         run_id = store.create_run(preset("digits", strategy=strategy))
         data = json.loads((store.run_dir(run_id) / "config.json").read_text())
-        assert data["dropout"] == dropout and data["version"] == 2
+        assert data["dropout"] == dropout and data["version"] == 3
 
 
 def test_version_1_config_loads_as_the_run_it_was():
@@ -128,13 +128,26 @@ def test_version_1_config_loads_as_the_run_it_was():
     for name in ("initial_sampling", "mc_source", "compat"):
         del v1[name]
     v1.update(version=1, dropout=0.3)
+    del v1["solver_mip_gap"]
     cfg = RunConfig.from_dict(v1)
     assert (cfg.initial_sampling, cfg.dropout, cfg.mc_source, cfg.version) == (
         "random",
         0.3,
         "dropout",
-        2,
+        3,
     )
+    assert cfg.solver_mip_gap == 0.0
+
+
+def test_version_2_config_resumes_with_the_gap_it_was_solved_to():
+    # version 2's binary solver proved optimality to a relative gap of 1e-9; version 3 stops
+    # at 1e-4 unless told otherwise, so a stored version-2 run keeps its strict gap
+    v2 = json.loads(preset("digits", strategy="entropy-cb").to_json())
+    del v2["solver_mip_gap"]
+    v2["version"] = 2
+    cfg = RunConfig.from_dict(v2)
+    assert (cfg.solver_mip_gap, cfg.version) == (0.0, 3)
+    assert preset("digits").solver_mip_gap == 1e-4
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ class SelectionContext:
     lam: float = 0.0
     solver: str = "binary"
     time_limit: float = 60.0
+    mip_gap: float = balance.MIP_GAP
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
     compat: str = "clean"  # "paper": the released code's quirks (cbal.strategies.paper)
     # Ω of this step, computed on first use and then carried (the loop, the strategy and the
@@ -162,7 +163,14 @@ def class_balanced(score: Score) -> Callable[[SelectionContext, int], Selection]
         p = score.probs(ctx)
         omega = ctx.omega(budget)
         result = balance.solve_balanced(
-            u, p, omega, budget, ctx.lam, method=ctx.solver, time_limit=ctx.time_limit
+            u,
+            p,
+            omega,
+            budget,
+            ctx.lam,
+            method=ctx.solver,
+            time_limit=ctx.time_limit,
+            mip_gap=ctx.mip_gap,
         )
         return Selection(
             indices=result.indices,

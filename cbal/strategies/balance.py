@@ -10,10 +10,12 @@ which every result reports next to the objective of the selected set.
 
 Methods of :func:`solve_balanced` (:data:`METHODS`):
 
-- ``"binary"`` (what a run uses unless told otherwise): the binary problem itself, solved to
-  proven optimality within its work limits. The exact LP bound and its duals fix every item
-  whose reduced cost exceeds the gap between the best binary selection found (LP rounding
-  improved by swaps) and the bound; HiGHS branch-and-bound then searches the items left free.
+- ``"binary"`` (what a run uses unless told otherwise): the binary problem itself, proved
+  optimal to the relative gap ``mip_gap`` (:data:`MIP_GAP`, 1e-4, as the paper's solver by
+  default) within its work limits. The exact LP bound and its duals fix every item whose
+  reduced cost exceeds the gap between the best binary selection found (LP rounding improved
+  by swaps) and the bound, a bound from whole class counts closes the gap the LP leaves on a
+  nearly one-hot P; HiGHS branch-and-bound then searches the items left free.
   At its work limits (swap rounds, nodes: status ``"work_limit"``) it returns the best
   selection found with its certified gap, the same on any machine; at the time limit
   (``"time_limit"``) likewise, but such a result depends on the machine's speed.
@@ -50,6 +52,7 @@ from scipy.optimize import minimize
 
 __all__ = [
     "METHODS",
+    "MIP_GAP",
     "SLOW_METHODS",
     "METHOD_ALIASES",
     "BalancedResult",
@@ -104,17 +107,23 @@ _ROW_TOL = 1e-4
 _AGG_MAX_ROWS = 2000
 # The binary method: seconds for its LP relaxation (it must finish for the search to start),
 # the items nearest the LP threshold searched first (at least, or 4 per class), the most free
-# items a branch-and-bound is given, and the relative gap below which it counts as proven.
+# items a branch-and-bound is given, and the floor of the relative gap that counts as proven
+# (floating point: a mip_gap of 0 means this).
 _BINARY_LP_TIME = 60.0
 _BINARY_WINDOW = 64
 _BINARY_MAX_FREE = 5000
 _BINARY_GAP_TOL = 1e-9
+#: The relative gap (objective − bound) / max(|objective|, max(max|u|, λ)) at which ``binary``
+#: and ``milp`` count a selection as optimal: 1e-4 is the default MIPGap of Gurobi, the solver
+#: the paper ran, and the default mip_rel_gap of HiGHS and scipy's milp.
+MIP_GAP = 1e-4
 # The binary search's work limits, which (unlike a time limit) give the same selection on a
 # busy machine as on an idle one: swap rounds for the first incumbent, branch-and-bound nodes
 # per search, and the elements of one block of swap deltas (32 MiB).
 _SWAP_MAX_ROUNDS = 500
 _SWAP_BLOCK = 1 << 22
 _SWAP_FULL = 1 << 22  # b·N·C up to which a swap may take any item, not only the window's
+_SWAP_FAR = 1 << 28  # swap deltas a search from the top-b of u may cost, beyond _SWAP_FULL
 _PATH_MAX_WORKERS = 8  # threads of a λ path
 # HiGHS on the free items, from the incumbent: no presolve (the model is already small), no
 # restart (each one redid the root's cuts and heuristics); 1000 nodes as the work limit
@@ -311,7 +320,8 @@ class BalancedResult:
         reached the same way on every machine), ``"optimal_inaccurate"``, ``"failed: <msg>"``; with
         ``"; fell back to lp rounding"`` appended when the fallback was used.
     optimal : bool
-        The solver proved optimality of the problem it was asked (LP or binary).
+        The solver proved optimality of the problem it was asked: the LP, or the binary
+        problem to the relative gap ``mip_gap`` (``binary``, ``milp``).
     solve_time : float
         Wall-clock seconds.
     method : str
@@ -583,6 +593,16 @@ def _check_time_limit(time_limit: Any) -> float:
         raise ValueError(f"time_limit={time_limit!r} must be a positive number") from None
     if not val > 0:  # also rejects NaN
         raise ValueError(f"time_limit={time_limit!r} must be a positive number")
+    return val
+
+
+def _check_mip_gap(mip_gap: Any) -> float:
+    try:
+        val = float(mip_gap)
+    except (TypeError, ValueError):
+        raise ValueError(f"mip_gap={mip_gap!r} must be a number in [0, 1)") from None
+    if not 0 <= val < 1:  # also rejects NaN
+        raise ValueError(f"mip_gap={mip_gap!r} must be a number in [0, 1)")
     return val
 
 
@@ -1339,7 +1359,8 @@ def _branch_and_bound(
     """The binary problem over the columns ``cols`` with the others held at ``base``
     (HiGHS branch-and-bound with ``options``, identical rows among ``cols`` as one integer
     column), from the selection ``start`` when it agrees with ``base`` outside ``cols``;
-    stopped after ``options["mip_max_nodes"]`` nodes (status ``"work_limit"``) or
+    stopped at its gap (``options["mip_abs_gap"]``, ``"mip_rel_gap"``; the latter 0 unless
+    given), after ``options["mip_max_nodes"]`` nodes (status ``"work_limit"``) or
     ``time_limit`` seconds."""
     rest = base.copy()
     rest[cols] = 0.0
@@ -1361,7 +1382,7 @@ def _branch_and_bound(
         -prob.u[cols[first]],
         cap,
         p_first,
-        {**options, "time_limit": float(max(time_limit, 1e-3)), "mip_rel_gap": 1e-9},
+        {"mip_rel_gap": 0.0, **options, "time_limit": float(max(time_limit, 1e-3))},
         x0,
     )
     status = _HIGHS_STATUS.get(model_status, message.lower())
@@ -1378,8 +1399,9 @@ def _branch_and_bound(
     return _BranchOut(z, bound, optimal, status)
 
 
-def _run_milp(prob: _Problem, lam: float, time_limit: float) -> _Solved:
-    out = _branch_and_bound(prob, lam, np.arange(prob.n), np.zeros(prob.n), time_limit, {})
+def _run_milp(prob: _Problem, lam: float, time_limit: float, mip_gap: float) -> _Solved:
+    gaps = {"mip_rel_gap": max(mip_gap, _BINARY_GAP_TOL)}
+    out = _branch_and_bound(prob, lam, np.arange(prob.n), np.zeros(prob.n), time_limit, gaps)
     if out.z is None:
         raise _SolverFailure(out.status if out.status == "time_limit" else f"failed: {out.status}")
     if not out.optimal:
@@ -1453,26 +1475,94 @@ def _cover_bound(lb: float, r: np.ndarray, cols: np.ndarray, out: _BranchOut) ->
     return max(lb, min(out.bound, rest))
 
 
+def _count_bound(
+    prob: _Problem, lam: float, y: np.ndarray, r: np.ndarray, top: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """A bound on f(z) − LB(y) over all selections from whole class counts, and the net units
+    t_c it moves per class (most probable class k(i)).
+
+    Write p_i = e_k(i) − ε_i. For z = top + d the residual is q − t − Σ_i ε_i d_i, with
+    q = Ω − Pᵀtop and t_c the integer net units moved in class c; each φ_c(x) = λ|x| − y_c x
+    is (λ + |y_c|)-Lipschitz, so f(z) − LB ≥ Σ_i (ρ_i − π_i)|d_i| + Σ_c φ_c(q_c − t_c) with
+    π_i = Σ_c (λ + |y_c|)|ε_ic|. Given t_c, a class's first sum is least over its cheapest
+    units (a convex function of t_c), so the minimum over Σ_c t_c = 0 is a separable convex
+    allocation, solved exactly. It is the stronger bound when P is nearly one-hot: the LP
+    balances a class with a fraction of an item, a selection cannot."""
+    c, k = prob.c, np.argmax(prob.P, axis=1)
+    w = lam + np.abs(y)
+    a = r - (prob.P @ w + w[k] * (1.0 - 2.0 * prob.P[np.arange(prob.n), k]))
+    n_add, n_rem = (prob.upper - top).astype(np.int64), top.astype(np.int64)
+    # per class, t rises one unit by adding a unit (slope a) or by keeping a removed one (−a)
+    cls = np.concatenate([np.repeat(k, n_add), np.repeat(k, n_rem)])
+    slope = np.concatenate([np.repeat(a, n_add), -np.repeat(a, n_rem)])
+    order = np.lexsort((slope, cls))
+    size = np.bincount(cls, minlength=c)
+    rem = np.bincount(k, weights=n_rem, minlength=c)
+    seg = np.repeat(np.arange(c), size + 1)  # positions 0..size_c of class c: t = pos − rem_c
+    first = np.cumsum(size + 1) - (size + 1)
+    pos = np.arange(seg.shape[0]) - first[seg]
+    csum = np.concatenate([[0.0], np.cumsum(slope[order])])
+    off = (np.cumsum(size) - size)[seg]
+    x = prob.omega[seg] - (prob.P.T @ top)[seg] - (pos - rem[seg])
+    h = np.bincount(k, weights=a * n_rem, minlength=c)[seg] + csum[off + pos] - csum[off]
+    h += lam * np.abs(x) - y[seg] * x
+    at_min = np.flatnonzero(h <= np.minimum.reduceat(h, first)[seg])
+    p0 = pos[at_min[np.r_[True, seg[at_min][1:] != seg[at_min][:-1]]]]
+    t = p0 - rem.astype(np.int64)
+    value, need = float(h[first + p0].sum()), int(t.sum())
+    if need:  # move |need| units back, each where it costs least (prefixes, by convexity)
+        step = np.diff(h)
+        if need > 0:
+            ok = (pos[1:] >= 1) & (pos[1:] <= p0[seg[1:]]) & (seg[1:] == seg[:-1])
+            cost, owner = -step[ok], seg[1:][ok]
+        else:
+            ok = (pos[:-1] >= p0[seg[:-1]]) & (seg[1:] == seg[:-1])
+            cost, owner = step[ok], seg[:-1][ok]
+        pick = np.argpartition(cost, abs(need) - 1)[: abs(need)]
+        value += float(cost[pick].sum())
+        t -= np.sign(need) * np.bincount(owner[pick], minlength=c)
+    return value, t
+
+
+def _by_counts(prob: _Problem, r: np.ndarray, top: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """top with t_c units added (t_c > 0) or removed (t_c < 0) in each class k(i), the units
+    of least reduced cost r: the selection :func:`_count_bound` points to."""
+    z, k = top.copy(), np.argmax(prob.P, axis=1)
+    for units, sign in ((prob.upper - top, 1.0), (top, -1.0)):
+        items = np.repeat(np.arange(prob.n), units.astype(np.int64))
+        items = items[np.lexsort((r[items], k[items]))]
+        kc = k[items]
+        rank = np.arange(items.shape[0]) - np.searchsorted(kc, kc)
+        np.add.at(z, items[rank < np.maximum(sign * t, 0)[kc]], sign)
+    return z
+
+
 def _run_binary(
-    prob: _Problem, lam: float, time_limit: float, warm_start: np.ndarray | None
+    prob: _Problem, lam: float, time_limit: float, warm_start: np.ndarray | None, mip_gap: float
 ) -> _Solved:
-    """The binary optimum: LP bound, reduced-cost fixing, branch-and-bound on the free items.
+    """The binary optimum to the relative gap ``mip_gap``: LP bound, reduced-cost fixing,
+    branch-and-bound on the free items.
 
     With y the LP's dual, s = u + P y and θ the score of the b-th unit, every selection z
     satisfies f(z) ≥ LB + Σ_i |s_i − θ|·|z_i − top_i| (top = the top-b of s). So an item whose
-    reduced cost |s_i − θ| exceeds the gap UB − LB to the best selection found stays at top_i in
-    every better selection: only the others are searched, by HiGHS from the best selection
-    found. A free set of at most twice the window is searched at once; a larger one after the
-    window (the items nearest to θ: they usually hold the optimum, which makes the gap, and so
-    the free set, small).
+    reduced cost |s_i − θ| exceeds UB − LB − tol (UB: the best selection found, tol: the gap
+    allowed) stays at top_i in every selection better than UB − tol: only the others are
+    searched, by HiGHS from the best selection found, to the absolute gap tol. A free set of
+    at most twice the window is searched at once; a larger one after the window (the items
+    nearest to θ: they usually hold the optimum, which makes the gap, and so the free set,
+    small).
 
-    The first incumbent is the better of two swap searches, from the LP's rounding and from
-    the top-b of u; up to ``_SWAP_FULL`` their swaps range over all items, not only the window
-    (on digits-size BALD-CB cycles the window's swaps missed selections 1–4% better).
+    The first incumbent is the better of a swap search from the LP's rounding and the selection
+    of :func:`_count_bound` (whose bound also joins the LP's). Up to ``_SWAP_FULL`` the swaps
+    range over all items, not only the window, and a second swap search starts from the top-b
+    of u (on digits-size BALD-CB cycles the window's swaps missed selections 1–4% better; at
+    λ = 100 it found one 20% better), beyond only while its swaps are cheap (``_SWAP_FAR``:
+    at 45,000 × 100 it took the whole time limit for nothing). The swaps take at most half the
+    time limit.
     """
     lp = _run_lp(prob, lam, _BINARY_LP_TIME, warm_start)
     t_start = time.perf_counter()
-    info: dict[str, Any] = {**lp.info, "lp_status": lp.status}
+    info: dict[str, Any] = {**lp.info, "lp_status": lp.status, "mip_gap": mip_gap}
     lp_round = _round_lp(prob, lp.z)
     if lp.dual is None or np.array_equal(lp_round, lp.z):  # an integral LP optimum is binary
         return dataclasses.replace(lp, z=lp_round, lp_round=lp_round, info=info)
@@ -1484,39 +1574,55 @@ def _run_binary(
     near = np.argpartition(r, k - 1)[:k] if k < prob.n else np.arange(prob.n)
     window = np.union1d(near, np.flatnonzero(top != lp_round))
     t_end = t_start + time_limit
-    cand = np.arange(prob.n) if prob.b * prob.n * prob.c <= _SWAP_FULL else window
-    starts = (lp_round, prob.topb_z(prob.u))
+    full = prob.b * prob.n * prob.c <= _SWAP_FULL
+    cand = np.arange(prob.n) if full else window
+    # the far start needs up to _SWAP_MAX_ROUNDS swaps of ~|cand|²·C/4 deltas each
+    far = full or _SWAP_MAX_ROUNDS * cand.shape[0] ** 2 * prob.c <= 4 * _SWAP_FAR
+    starts = (lp_round, prob.topb_z(prob.u)) if far else (lp_round,)
     best = min(
-        (_swap_search(prob, lam, z0, cand, t_end) for z0 in starts),
+        (_swap_search(prob, lam, z0, cand, t_start + time_limit / 2) for z0 in starts),
         key=lambda z: prob.value(lam, z),
     )
     ub = prob.value(lam, best)
-    tol = _BINARY_GAP_TOL * max(1.0, abs(ub))
+
+    def tol() -> float:  # the gap allowed (u and λ are scaled: max(max|u|, λ) = 1)
+        return max(mip_gap, _BINARY_GAP_TOL) * max(1.0, abs(ub))
+
+    bound = lb
+    if ub - bound > tol():
+        gain, t = _count_bound(prob, lam, lp.dual, r, top)
+        bound = max(bound, lb + gain)
+        by_counts = _by_counts(prob, r, top, t)
+        if prob.value(lam, by_counts) < ub:
+            best, ub = by_counts, prob.value(lam, by_counts)
     # a small free set is searched at once: a first search on the window would be a second MIP;
     # a window search takes in the incumbent's own changes, so that the incumbent starts it
-    free = np.flatnonzero(r <= ub - lb + tol)
+    free = np.flatnonzero(r <= ub - lb - tol())
     window = np.union1d(window, np.flatnonzero(best != top))
-    bound, searched, proven = lb, free if free.size <= 2 * k else window, False
+    searched = free if free.size <= 2 * k else window
+    proven, n_searched = ub - bound <= tol(), 0
     for attempt in range(2):
-        if time.perf_counter() >= t_end:
+        if proven or time.perf_counter() >= t_end:
             break
+        options = {**_BINARY_HIGHS, "mip_abs_gap": tol()}
         out = _branch_and_bound(
-            prob, lam, searched, top, t_end - time.perf_counter(), _BINARY_HIGHS, best
+            prob, lam, searched, top, t_end - time.perf_counter(), options, best
         )
+        n_searched = int(searched.shape[0])
         if out.z is not None and prob.value(lam, out.z) < ub:
             best, ub = out.z, prob.value(lam, out.z)
         bound = max(bound, _cover_bound(lb, r, searched, out))
-        free = np.flatnonzero(r <= ub - lb + tol)
+        free = np.flatnonzero(r <= ub - lb - tol())
         covered = bool(np.isin(free, searched).all())
-        # HiGHS's own proof (to its absolute gap) counts when no free item was left out
-        proven = ub - bound <= tol or (out.optimal and covered)
+        # HiGHS's own proof (to the gap allowed) counts when no free item was left out
+        proven = ub - bound <= tol() or (out.optimal and covered)
         # then every free item, when a search can take them all (no proof is possible else)
-        if proven or attempt or covered or free.size > _BINARY_MAX_FREE:
+        if attempt or covered or free.size > _BINARY_MAX_FREE:
             break
         searched = free
     info.update(
-        free_items=int(np.count_nonzero(r <= ub - lb + tol)),
-        searched_items=int(searched.shape[0]),
+        free_items=int(free.shape[0]),
+        searched_items=n_searched,
         t_search=time.perf_counter() - t_start,
     )
     # the work limits stop the search the same way on every machine; the time limit does not
@@ -1525,9 +1631,9 @@ def _run_binary(
     )
     if not proven:
         warnings.warn(
-            f"CB binary search stopped ({status}) before proving optimality "
-            f"({info['free_items']} free items); returning the best selection found with its "
-            "certified gap",
+            f"CB binary search stopped ({status}) before proving optimality to a relative gap "
+            f"of {mip_gap:g} ({info['free_items']} free items); returning the best selection "
+            "found with its certified gap",
             RuntimeWarning,
             stacklevel=4,
         )
@@ -1584,17 +1690,22 @@ class _SolverFailure(Exception):
 
 
 def _dispatch(
-    prob: _Problem, lam: float, method: str, time_limit: float, warm: np.ndarray | None
+    prob: _Problem,
+    lam: float,
+    method: str,
+    time_limit: float,
+    warm: np.ndarray | None,
+    mip_gap: float,
 ) -> _Solved:
     if method == "binary":
-        return _run_binary(prob, lam, time_limit, warm)
+        return _run_binary(prob, lam, time_limit, warm, mip_gap)
     if method == "lp-round":
         return _run_lp(prob, lam, time_limit, warm)
     if method == "highs":
         return _run_highs(prob, lam, time_limit)
     if method == "cvxpy":
         return _run_cvxpy(prob, lam)
-    return _run_milp(prob, lam, time_limit)
+    return _run_milp(prob, lam, time_limit, mip_gap)
 
 
 def _merges(method: str, lam: float) -> bool:
@@ -1610,6 +1721,7 @@ def _solve(
     method: str,
     time_limit: float,
     warm_start: np.ndarray | None,
+    mip_gap: float,
 ) -> BalancedResult:
     t0 = time.perf_counter()
     # relative tolerances: the solvers see u and lam divided by the larger of the two
@@ -1620,7 +1732,7 @@ def _solve(
     warm = None if warm_start is None else warm_start / sigma
     with _single_thread_blas():
         try:
-            sol = _dispatch(work, lam_s, method, time_limit, warm)
+            sol = _dispatch(work, lam_s, method, time_limit, warm, mip_gap)
         except _SolverFailure as exc:
             status = f"{exc}; fell back to lp rounding"
             warnings.warn(f"CB solver {method!r}: {status}", RuntimeWarning, stacklevel=3)
@@ -1641,6 +1753,7 @@ def solve_balanced(
     method: str = "lp-round",
     time_limit: float = 60.0,
     warm_start: np.ndarray | None = None,
+    mip_gap: float = MIP_GAP,
 ) -> BalancedResult:
     """Select ``budget`` items by the class-balanced problem (Bengar et al., Eq. 3).
 
@@ -1668,6 +1781,12 @@ def solve_balanced(
         (``lp-round``, ``highs``), the branch-and-bound (``milp``). cvxpy ignores it.
     warm_start : ndarray, shape (C,), optional
         A dual y for ``binary`` and ``lp-round``, e.g. ``previous.dual * lam / previous.lam``.
+    mip_gap : float, default :data:`MIP_GAP` (1e-4)
+        ``binary`` and ``milp`` stop, as ``"optimal"``, once the selection is proved within
+        this relative gap of the binary optimum: objective − bound ≤ mip_gap ·
+        max(|objective|, max|u|, lam). 1e-4 is how the paper's solver (Gurobi's default
+        MIPGap) defined optimal; 0 asks for the optimum itself (to 1e-9, floating point),
+        which on big pools usually ends at the time limit with its certified gap.
 
     Returns
     -------
@@ -1703,7 +1822,7 @@ def solve_balanced(
     method = _check_method(method)
     tl = _check_time_limit(time_limit)
     ws = _check_warm_start(warm_start, prob.c)
-    return _solve(prob, lam_v, method, tl, ws)
+    return _solve(prob, lam_v, method, tl, ws, _check_mip_gap(mip_gap))
 
 
 def solve_path(
@@ -1714,14 +1833,16 @@ def solve_path(
     lams: Sequence[float] | np.ndarray,
     method: str = "lp-round",
     time_limit: float = 60.0,
+    mip_gap: float = MIP_GAP,
 ) -> list[BalancedResult]:
-    """Solve for each λ in ``lams``, each from a cold start, on the cores this process may use.
+    """Solve for each λ in ``lams``, each from a cold start, on the cores this process may use
+    (``method``, ``time_limit`` and ``mip_gap`` as in :func:`solve_balanced`).
 
     Validation, the merged rows and the float32 copy of ``probs`` are shared. The λ are solved
     in threads, one per core (at most 8; HiGHS and numpy's mat-vecs release the GIL): every λ
     is its own cold solve, so the results are those of one ``solve_balanced`` call each,
     whatever the number of threads. Warm-starting each λ from the previous one's dual did not
-    pay on realistic inputs (float32 peaked P, 45,000 × 100: 2.44 s warm against 2.03 s cold for
+    pay on realistic inputs (float32 peaked P, 45,000 × 100: 4.22 s warm against 4.01 s cold for
     the 29 later points of 30, ``bench/bench_balance.py``), so the path does not;
     ``solve_balanced(warm_start=...)`` still takes one.
 
@@ -1732,15 +1853,17 @@ def solve_path(
     prob = _Problem(u, probs, omega, budget)
     lam_list = [_check_lam(v) for v in np.asarray(lams, dtype=object).reshape(-1)]
     method = _check_method(method)
-    tl = _check_time_limit(time_limit)
+    tl, gap = _check_time_limit(time_limit), _check_mip_gap(mip_gap)
     prob.share(merge=any(_merges(method, v) for v in lam_list))
     # cvxpy's reference solve stays on one thread: its solvers' thread safety is not ours
     workers = 1 if method == "cvxpy" else path_threads(len(lam_list))
     with _single_thread_blas():
         if workers == 1:
-            return [_solve(prob, lam_v, method, tl, None) for lam_v in lam_list]
+            return [_solve(prob, lam_v, method, tl, None, gap) for lam_v in lam_list]
         with ThreadPoolExecutor(workers, thread_name_prefix="cbal-path") as pool:
-            return list(pool.map(lambda lam_v: _solve(prob, lam_v, method, tl, None), lam_list))
+            return list(
+                pool.map(lambda lam_v: _solve(prob, lam_v, method, tl, None, gap), lam_list)
+            )
 
 
 def path_threads(points: int) -> int:
