@@ -811,6 +811,27 @@ def test_count_bound_is_a_bound_at_any_dual(seed):
         assert z.sum() == b and set(np.unique(z)) <= {0.0, 1.0}
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_count_bound_holds_on_merged_columns(seed):
+    # a collapsed model: 4 distinct rows, each a column whose capacity is its multiplicity
+    rng = np.random.default_rng(seed)
+    u0, p0, _, _ = _near_one_hot(4, 3, 2, seed, k=float(rng.choice([2.0, 15.0])))
+    rows = rng.integers(0, 4, size=11)
+    u, probs, b, lam = u0[rows], p0[rows], int(rng.integers(2, 7)), float(rng.choice([0.5, 5.0]))
+    omega = target_counts(rng.integers(0, 2 * b, size=3), b)
+    best = _brute_force(u, probs, omega, b, lam)
+    prob = balance._Problem(u, probs, omega, b).merged_problem()
+    assert prob is not None and prob.cap.sum() == 11
+    for y in (np.zeros(3), rng.uniform(-lam, lam, size=3), np.full(3, -lam)):
+        s = prob.scores(y)
+        top = prob.topb_z(s)
+        r = np.abs(s - s[top > 0].min())
+        gain, t = balance._count_bound(prob, lam, y, r, top)
+        assert prob.bound(y, s) + gain <= best + 1e-9
+        z = balance._by_counts(prob, r, top, t)
+        assert z.sum() == b and np.all((z >= 0) & (z <= prob.cap)) and np.all(z == np.rint(z))
+
+
 def test_count_bound_beats_the_lp_bound_on_a_confident_model():
     # the LP balances each class with a fraction of an item; a selection cannot, and the
     # bound from whole class counts says so (here it is the optimum, to the leak of P)
