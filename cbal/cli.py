@@ -57,8 +57,9 @@ _FIELD_HELP = {
     "work limits and --solver-time-limit, else its gap), lp-round (exact LP, rounded: fast), "
     "highs, cvxpy, milp (references)",
     "solver_time_limit": "seconds for the binary search (after its LP), milp and coreset, > 0",
-    "solver_mip_gap": "relative gap at which binary and milp count a selection as optimal, "
-    "in [0, 1) (1e-4: as the paper's solver, Gurobi, by default; 0: the optimum itself)",
+    "solver_mip_gap": "relative gap, (objective - bound) / max(|objective|, max u, lam), at "
+    "which binary and milp count a selection as optimal, in [0, 1) (1e-4: Gurobi's default, "
+    "which the paper ran; 0: the optimum itself)",
     "initial_labeled": "random balanced initial labeled set, >= 1",
     "budget": "images labeled per cycle, >= 1",
     "cycles": "acquisition cycles (the model is trained cycles + 1 times), >= 1",

@@ -832,6 +832,18 @@ def test_count_bound_holds_on_merged_columns(seed):
         assert z.sum() == b and np.all((z >= 0) & (z <= prob.cap)) and np.all(z == np.rint(z))
 
 
+def test_count_bound_holds_when_a_probability_exceeds_one():
+    # rows may sum to 1 + 1e-4: an entry above 1 leaks p − 1, not 1 − p
+    rng = np.random.default_rng(3)
+    probs = (1.0 + 9e-5) * np.eye(2)[rng.integers(0, 2, size=8)]
+    u = rng.random(8) * 1e-3
+    omega, b, lam = np.array([1.5, 2.5]), 4, 1.0
+    best = _brute_force(u, probs, omega, b, lam)
+    for y in (np.zeros(2), np.full(2, lam), np.array([-lam, lam])):
+        _, lb, gain, _, _, _ = _count_bound_at(u, probs, omega, b, lam, y)
+        assert lb + gain <= best + 1e-12
+
+
 def test_count_bound_beats_the_lp_bound_on_a_confident_model():
     # the LP balances each class with a fraction of an item; a selection cannot, and the
     # bound from whole class counts says so (here it is the optimum, to the leak of P)

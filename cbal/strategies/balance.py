@@ -69,7 +69,8 @@ __all__ = [
 
 # The solver methods, a run's default first, each with the line the CLI and the dashboard show.
 METHODS = {
-    "binary": "the binary problem, proved optimal within its work and time limits, else its gap",
+    "binary": "the binary problem, proved optimal to a relative gap (1e-4 unless told) within "
+    "its work and time limits, else its gap",
     "lp-round": "the exact LP relaxation (dual ascent + column generation), rounded: fast",
     "highs": "the same LP with plain HiGHS on every column, rounded (slow oracle)",
     "cvxpy": "the relaxation as written, cvxpy's default solver, rounded (slow reference)",
@@ -1400,7 +1401,9 @@ def _branch_and_bound(
 
 
 def _run_milp(prob: _Problem, lam: float, time_limit: float, mip_gap: float) -> _Solved:
-    gaps = {"mip_rel_gap": max(mip_gap, _BINARY_GAP_TOL)}
+    # HiGHS stops at gap ≤ g·max(1, |objective|), as binary does (u and λ are scaled)
+    g = max(mip_gap, _BINARY_GAP_TOL)
+    gaps = {"mip_rel_gap": g, "mip_abs_gap": g}
     out = _branch_and_bound(prob, lam, np.arange(prob.n), np.zeros(prob.n), time_limit, gaps)
     if out.z is None:
         raise _SolverFailure(out.status if out.status == "time_limit" else f"failed: {out.status}")
@@ -1481,7 +1484,7 @@ def _count_bound(
     """A bound on f(z) − LB(y) over all selections from whole class counts, and the net units
     t_c it moves per class (most probable class k(i)).
 
-    Write p_i = e_k(i) − ε_i. For z = top + d the residual is q − t − Σ_i ε_i d_i, with
+    Write p_i = e_k(i) − ε_i. For z = top + d the residual is q − t + Σ_i ε_i d_i, with
     q = Ω − Pᵀtop and t_c the integer net units moved in class c; each φ_c(x) = λ|x| − y_c x
     is (λ + |y_c|)-Lipschitz, so f(z) − LB ≥ Σ_i (ρ_i − π_i)|d_i| + Σ_c φ_c(q_c − t_c) with
     π_i = Σ_c (λ + |y_c|)|ε_ic|. Given t_c, a class's first sum is least over its cheapest
@@ -1490,7 +1493,8 @@ def _count_bound(
     balances a class with a fraction of an item, a selection cannot."""
     c, k = prob.c, np.argmax(prob.P, axis=1)
     w = lam + np.abs(y)
-    a = r - (prob.P @ w + w[k] * (1.0 - 2.0 * prob.P[np.arange(prob.n), k]))
+    pk = prob.P[np.arange(prob.n), k]  # may exceed 1 by the row-sum tolerance
+    a = r - (prob.P @ w + w[k] * (np.abs(1.0 - pk) - pk))
     n_add, n_rem = (prob.upper - top).astype(np.int64), top.astype(np.int64)
     # per class, t rises one unit by adding a unit (slope a) or by keeping a removed one (−a)
     cls = np.concatenate([np.repeat(k, n_add), np.repeat(k, n_rem)])
@@ -1604,7 +1608,8 @@ def _run_binary(
     for attempt in range(2):
         if proven or time.perf_counter() >= t_end:
             break
-        options = {**_BINARY_HIGHS, "mip_abs_gap": tol()}
+        asked = tol()
+        options = {**_BINARY_HIGHS, "mip_abs_gap": asked}
         out = _branch_and_bound(
             prob, lam, searched, top, t_end - time.perf_counter(), options, best
         )
@@ -1614,8 +1619,9 @@ def _run_binary(
         bound = max(bound, _cover_bound(lb, r, searched, out))
         free = np.flatnonzero(r <= ub - lb - tol())
         covered = bool(np.isin(free, searched).all())
-        # HiGHS's own proof (to the gap allowed) counts when no free item was left out
-        proven = ub - bound <= tol() or (out.optimal and covered)
+        # HiGHS's own proof counts when no free item was left out and the gap it was held to
+        # is still allowed (a lower positive UB allows less)
+        proven = ub - bound <= tol() or (out.optimal and covered and asked <= tol())
         # then every free item, when a search can take them all (no proof is possible else)
         if attempt or covered or free.size > _BINARY_MAX_FREE:
             break
