@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cbal.strategies.balance import (  # noqa: E402
     MIP_GAP,
     path_threads,
+    relative_gap,
     solve_balanced,
     solve_path,
     target_counts,
@@ -209,12 +210,6 @@ def run_case(
     }
 
 
-def relative_gap(case: Case, res: Any) -> float:
-    """(objective − bound) / max(|objective|, max|u|, λ): the gap ``mip_gap`` is held to."""
-    scale = max(abs(res.objective), float(np.abs(case.u).max()), case.lam)
-    return float((res.objective - res.bound) / scale)
-
-
 def binary_summary(rows: list[tuple[str, float, bool]], mip_gap: float) -> str:
     """Proofs and seconds of ``binary``: over the suite and over the paper's pool sizes."""
 
@@ -284,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{case.name:<30} {n:>6} {c:>4} {case.lam:>6g} | {r['lp']:8.3f} {r['plain']:8.3f} "
             f"{ratio:6.1f} | {r['binary_s']:6.2f} {bi.status[:10]:>10} "
             f"{bi.objective - bi.info.get('lp_bound', bi.bound):14.4g} "
-            f"{relative_gap(case, bi):9.1e} "
+            f"{relative_gap(bi.objective, bi.bound, case.u, case.lam):9.1e} "
             f"{bi.objective - r['lp_round']:+11.4g} {bi.info.get('picks_changed', 0):>5} | "
             f"{milp:>16}",
             flush=True,

@@ -18,6 +18,7 @@ from cbal.strategies.balance import (
     dual_bound,
     l1_score,
     objective,
+    relative_gap,
     relaxed_objective,
     solve_balanced,
     solve_path,
@@ -790,8 +791,9 @@ def _count_bound_at(u, probs, omega, b, lam, y):
     s = prob.scores(y)
     top = prob.topb_z(s)
     r = np.abs(s - s[top > 0].min())
-    gain, t = balance._count_bound(prob, lam, y, r, top)
-    return prob, prob.bound(y, s), gain, t, r, top
+    k = np.argmax(prob.P, axis=1)
+    gain, t = balance._count_bound(prob, lam, y, r, top, k)
+    return prob, prob.bound(y, s), gain, t, r, top, k
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -804,10 +806,10 @@ def test_count_bound_is_a_bound_at_any_dual(seed):
     best = _brute_force(u, probs, omega, b, lam)
     lp_dual = solve_balanced(u, probs, omega, b, lam, method="lp-round").dual
     for y in (lp_dual, rng.uniform(-lam, lam, size=c), np.full(c, lam)):
-        prob, lb, gain, t, r, top = _count_bound_at(u, probs, omega, b, lam, y)
+        prob, lb, gain, t, r, top, k = _count_bound_at(u, probs, omega, b, lam, y)
         assert lb + gain <= best + 1e-9
         assert t.sum() == 0 and t.dtype.kind == "i"
-        z = balance._by_counts(prob, r, top, t)  # the selection it points to is one
+        z = balance._by_counts(prob, r, top, t, k)  # the selection it points to is one
         assert z.sum() == b and set(np.unique(z)) <= {0.0, 1.0}
 
 
@@ -826,9 +828,10 @@ def test_count_bound_holds_on_merged_columns(seed):
         s = prob.scores(y)
         top = prob.topb_z(s)
         r = np.abs(s - s[top > 0].min())
-        gain, t = balance._count_bound(prob, lam, y, r, top)
+        k = np.argmax(prob.P, axis=1)
+        gain, t = balance._count_bound(prob, lam, y, r, top, k)
         assert prob.bound(y, s) + gain <= best + 1e-9
-        z = balance._by_counts(prob, r, top, t)
+        z = balance._by_counts(prob, r, top, t, k)
         assert z.sum() == b and np.all((z >= 0) & (z <= prob.cap)) and np.all(z == np.rint(z))
 
 
@@ -840,7 +843,7 @@ def test_count_bound_holds_when_a_probability_exceeds_one():
     omega, b, lam = np.array([1.5, 2.5]), 4, 1.0
     best = _brute_force(u, probs, omega, b, lam)
     for y in (np.zeros(2), np.full(2, lam), np.array([-lam, lam])):
-        _, lb, gain, _, _, _ = _count_bound_at(u, probs, omega, b, lam, y)
+        _, lb, gain, *_ = _count_bound_at(u, probs, omega, b, lam, y)
         assert lb + gain <= best + 1e-12
 
 
@@ -851,7 +854,7 @@ def test_count_bound_beats_the_lp_bound_on_a_confident_model():
     lam = 1.0
     best = _brute_force(u, probs, omega, b, lam)
     lp = solve_balanced(u, probs, omega, b, lam, method="lp-round")
-    _, lb, gain, _, _, _ = _count_bound_at(u, probs, omega, b, lam, lp.dual)
+    _, lb, gain, *_ = _count_bound_at(u, probs, omega, b, lam, lp.dual)
     assert lb == pytest.approx(lp.bound, abs=1e-9)
     assert best - lb > 1.0  # the LP's integrality gap is real here
     assert best - (lb + gain) < 1e-3 * (best - lb)
@@ -871,6 +874,7 @@ def test_binary_stops_at_its_gap_and_certifies_it(seed):
         assert res.bound <= best + 1e-9 <= res.objective + 2e-9
         allowed = max(gap, 1e-9) * max(abs(res.objective), scale)
         assert 0.0 <= res.objective - res.bound <= allowed * (1 + 1e-9)
+        assert relative_gap(res.objective, res.bound, u, lam) <= max(gap, 1e-9) * (1 + 1e-9)
         if gap:
             assert res.objective - res.bound > 1e-6 * scale  # it did stop before the optimum
         else:

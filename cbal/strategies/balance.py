@@ -61,6 +61,7 @@ __all__ = [
     "l1_score",
     "objective",
     "path_threads",
+    "relative_gap",
     "relaxed_objective",
     "solve_balanced",
     "solve_path",
@@ -595,6 +596,13 @@ def _check_time_limit(time_limit: Any) -> float:
     if not val > 0:  # also rejects NaN
         raise ValueError(f"time_limit={time_limit!r} must be a positive number")
     return val
+
+
+def relative_gap(objective: float, bound: float, u: np.ndarray, lam: float) -> float:
+    """(objective − bound) / max(|objective|, max|u|, lam): the gap ``mip_gap`` holds ``binary``
+    and ``milp`` to (scale-invariant, and defined for an objective near 0)."""
+    scale = max(abs(objective), float(np.abs(u).max()), lam) or 1.0
+    return float((objective - bound) / scale)
 
 
 def _check_mip_gap(mip_gap: Any) -> float:
@@ -1479,10 +1487,10 @@ def _cover_bound(lb: float, r: np.ndarray, cols: np.ndarray, out: _BranchOut) ->
 
 
 def _count_bound(
-    prob: _Problem, lam: float, y: np.ndarray, r: np.ndarray, top: np.ndarray
+    prob: _Problem, lam: float, y: np.ndarray, r: np.ndarray, top: np.ndarray, k: np.ndarray
 ) -> tuple[float, np.ndarray]:
     """A bound on f(z) − LB(y) over all selections from whole class counts, and the net units
-    t_c it moves per class (most probable class k(i)).
+    t_c it moves per class (k: each item's most probable class).
 
     Write p_i = e_k(i) − ε_i. For z = top + d the residual is q − t + Σ_i ε_i d_i, with
     q = Ω − Pᵀtop and t_c the integer net units moved in class c; each φ_c(x) = λ|x| − y_c x
@@ -1491,7 +1499,7 @@ def _count_bound(
     units (a convex function of t_c), so the minimum over Σ_c t_c = 0 is a separable convex
     allocation, solved exactly. It is the stronger bound when P is nearly one-hot: the LP
     balances a class with a fraction of an item, a selection cannot."""
-    c, k = prob.c, np.argmax(prob.P, axis=1)
+    c = prob.c
     w = lam + np.abs(y)
     pk = prob.P[np.arange(prob.n), k]  # may exceed 1 by the row-sum tolerance
     a = r - (prob.P @ w + w[k] * (np.abs(1.0 - pk) - pk))
@@ -1528,10 +1536,12 @@ def _count_bound(
     return value, t
 
 
-def _by_counts(prob: _Problem, r: np.ndarray, top: np.ndarray, t: np.ndarray) -> np.ndarray:
+def _by_counts(
+    prob: _Problem, r: np.ndarray, top: np.ndarray, t: np.ndarray, k: np.ndarray
+) -> np.ndarray:
     """top with t_c units added (t_c > 0) or removed (t_c < 0) in each class k(i), the units
     of least reduced cost r: the selection :func:`_count_bound` points to."""
-    z, k = top.copy(), np.argmax(prob.P, axis=1)
+    z = top.copy()
     for units, sign in ((prob.upper - top, 1.0), (top, -1.0)):
         items = np.repeat(np.arange(prob.n), units.astype(np.int64))
         items = items[np.lexsort((r[items], k[items]))]
@@ -1594,11 +1604,12 @@ def _run_binary(
 
     bound = lb
     if ub - bound > tol():
-        gain, t = _count_bound(prob, lam, lp.dual, r, top)
+        k_of = np.argmax(prob.P, axis=1)
+        gain, t = _count_bound(prob, lam, lp.dual, r, top, k_of)
         bound = max(bound, lb + gain)
-        by_counts = _by_counts(prob, r, top, t)
-        if prob.value(lam, by_counts) < ub:
-            best, ub = by_counts, prob.value(lam, by_counts)
+        by_counts = _by_counts(prob, r, top, t, k_of)
+        if (value := prob.value(lam, by_counts)) < ub:
+            best, ub = by_counts, value
     # a small free set is searched at once: a first search on the window would be a second MIP;
     # a window search takes in the incumbent's own changes, so that the incumbent starts it
     free = np.flatnonzero(r <= ub - lb - tol())
@@ -1614,8 +1625,8 @@ def _run_binary(
             prob, lam, searched, top, t_end - time.perf_counter(), options, best
         )
         n_searched = int(searched.shape[0])
-        if out.z is not None and prob.value(lam, out.z) < ub:
-            best, ub = out.z, prob.value(lam, out.z)
+        if out.z is not None and (value := prob.value(lam, out.z)) < ub:
+            best, ub = out.z, value
         bound = max(bound, _cover_bound(lb, r, searched, out))
         free = np.flatnonzero(r <= ub - lb - tol())
         covered = bool(np.isin(free, searched).all())
