@@ -860,6 +860,124 @@ def test_count_bound_beats_the_lp_bound_on_a_confident_model():
     assert best - (lb + gain) < 1e-3 * (best - lb)
 
 
+def _lp_with_counts(u, probs, omega, b, lam, groups, lo, hi) -> float:
+    """An independent oracle: the LP relaxation with lo ≤ (Σ z over group g) ≤ hi, in scipy."""
+    from scipy.optimize import linprog
+
+    n, c = probs.shape
+    member = (groups[None, :] == np.arange(lo.shape[0])[:, None]).astype(float)
+    a_ub = np.block([[-probs.T, -np.eye(c)], [probs.T, -np.eye(c)]])
+    a_ub = np.vstack([a_ub, np.hstack([member, np.zeros_like(member[:, :c])])])
+    a_ub = np.vstack([a_ub, np.hstack([-member, np.zeros_like(member[:, :c])])])
+    b_ub = np.concatenate([-omega, omega, hi, -lo])
+    res = linprog(
+        np.concatenate([-u, np.full(c, lam)]),
+        A_ub=a_ub,
+        b_ub=b_ub,
+        A_eq=np.concatenate([np.ones(n), np.zeros(c)])[None, :],
+        b_eq=[b],
+        bounds=[(0, 1)] * n + [(0, None)] * c,
+    )
+    return float(res.fun) if res.status == 0 else np.inf
+
+
+def _count_lp(u, probs, omega, b, lam, half=2):
+    prob = balance._Problem(u, probs, omega, b)
+    groups = np.argmax(prob.P, axis=1)
+    y = solve_balanced(u, probs, omega, b, lam, method="lp-round").dual
+    state = balance._window_state(prob.scores(y), b, half)
+    free, fixed = np.flatnonzero(state == 2), np.flatnonzero(state == 1)
+    return prob, groups, state, balance._WorkingLP(prob, lam, free, fixed, groups)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_count_dual_is_the_lp_with_class_counts(seed):
+    # nodes of the class-count search: column generation from a 4-item window, against scipy's
+    # LP with the same count rows; its dual bound holds for every selection with those counts
+    rng = np.random.default_rng(seed)
+    n, c, b = 12, 3, int(rng.integers(3, 7))
+    lam = float(rng.choice([0.3, 2.0, 30.0]))
+    u, probs, omega, b = _near_one_hot(n, c, b, seed, k=float(rng.choice([3.0, 15.0])))
+    prob, groups, state, lp = _count_lp(u, probs, omega, b, lam)
+    units = np.bincount(groups, minlength=c).astype(float)
+    for _ in range(3):
+        lo = np.floor(rng.random(c) * (units + 1)) * (rng.random(c) < 0.5)
+        hi = np.maximum(lo, np.ceil(rng.random(c) * units))
+        if not lo.sum() <= b <= hi.sum():
+            continue
+        run = balance._solve_node(lp, state, 2, lo, hi, np.inf)
+        assert run.optimal
+        value = balance._count_dual(run, prob, groups, lo, hi)
+        assert value == pytest.approx(
+            _lp_with_counts(u, probs, omega, b, lam, groups, lo, hi), abs=1e-7
+        )
+        within = [
+            objective(u, probs, omega, lam, np.array(sel))
+            for sel in itertools.combinations(range(n), b)
+            if np.all((lo <= (k := np.bincount(groups[list(sel)], minlength=c))) & (k <= hi))
+        ]
+        assert value <= min(within) + 1e-9
+        counts = np.bincount(groups, weights=run.z, minlength=c)
+        assert np.all(counts >= lo - 1e-9) and np.all(counts <= hi + 1e-9)
+
+
+def test_round_counts_keeps_the_units_of_each_group():
+    z = np.array([1.0, 0.5, 0.5, 0.25, 0.75, 0.0, 1.0, 0.6, 0.4])
+    groups = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    s = np.array([0.0, 2.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    out = balance._round_counts(z, np.arange(1, 9), groups, np.ones(9), s)
+    # group 0: 2 units, the tie at 0.5 goes to the higher score; group 1: 1; group 2: 2
+    np.testing.assert_array_equal(out, [1, 1, 0, 0, 1, 0, 1, 1, 0])
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_count_search_bounds_every_selection(seed, monkeypatch):
+    # run to the end (no stall), its bound is the least LP over all whole count vectors, which
+    # bounds the binary optimum; its selections are selections
+    monkeypatch.setattr(balance, "_COUNT_STALL_NODES", -1)
+    rng = np.random.default_rng(50 + seed)
+    n, c, b = int(rng.integers(9, 13)), 3, int(rng.integers(2, 6))
+    lam = float(rng.choice([0.3, 1.0, 30.0]))
+    u, probs, omega, b = _near_one_hot(n, c, b, seed, k=float(rng.choice([4.0, 15.0])))
+    if seed % 2:  # a fourth class that no item has as its most probable one
+        probs = np.column_stack([probs * (1 - 1e-3), np.full(n, 1e-3)])
+        omega, c = np.append(omega * 0.8, omega.sum() * 0.2), 4
+    best = _brute_force(u, probs, omega, b, lam)
+    prob, groups, _, _ = _count_lp(u, probs, omega, b, lam)
+    units = np.bincount(groups, minlength=c)
+    least = min(
+        _lp_with_counts(u, probs, omega, b, lam, groups, np.array(k, float), np.array(k, float))
+        for k in itertools.product(*(range(m + 1) for m in units))
+        if sum(k) == b
+    )
+    lp = solve_balanced(u, probs, omega, b, lam, method="lp-round")
+    worst = max(
+        objective(u, probs, omega, lam, np.array(sel))
+        for sel in itertools.combinations(range(n), b)
+    )
+    out = balance._count_search(prob, lam, lp.dual, lp.bound, worst + 1.0, lambda v: 0.0, np.inf)
+    assert least <= best + 1e-9
+    assert out.bound == pytest.approx(least, abs=1e-7)
+    if out.z is not None:
+        assert out.z.sum() == b and set(np.unique(out.z)) <= {0.0, 1.0}
+        assert prob.value(lam, out.z) >= best - 1e-9
+
+
+def test_binary_proves_a_confident_model_by_its_class_counts():
+    # 200 confident items over 4 classes, Ω with fractional parts: every item stays free of the
+    # reduced-cost fixing and the LP bound is 0.6 below the optimum; the class-count search
+    # proves it (at this size HiGHS on all 200 items could too, in seconds rather than 0.03 s)
+    u, probs, _, b = _near_one_hot(200, 4, 24, seed=0, k=12.0)
+    omega, lam = np.array([6.3, 5.7, 6.2, 5.8]), 0.6
+    res = solve_balanced(u, probs, omega, b, lam, method="binary", time_limit=60.0)
+    best = _milp_optimum(u, probs, omega, b, lam)
+    assert res.optimal and res.status == "optimal" and res.info["count_nodes"] > 0
+    assert res.info["free_items"] == 200
+    assert best - res.info["lp_bound"] > 0.5
+    allowed = balance.MIP_GAP * max(abs(res.objective), np.abs(u).max(), lam)
+    assert res.bound <= best + 1e-9 and res.objective - best <= allowed
+
+
 @pytest.mark.parametrize("seed", [20, 25])
 def test_binary_stops_at_its_gap_and_certifies_it(seed):
     # the default stops once the gap is within 1e-4 (seed 20: at a selection 1.4e-3 worse than

@@ -14,8 +14,9 @@ Methods of :func:`solve_balanced` (:data:`METHODS`):
   optimal to the relative gap ``mip_gap`` (:data:`MIP_GAP`, 1e-4, as the paper's solver by
   default) within its work limits. The exact LP bound and its duals fix every item whose
   reduced cost exceeds the gap between the best binary selection found (LP rounding improved
-  by swaps) and the bound, a bound from whole class counts closes the gap the LP leaves on a
-  nearly one-hot P; HiGHS branch-and-bound then searches the items left free.
+  by swaps) and the bound; on a nearly one-hot P, where the LP balances classes with fractions
+  of items, a bound from whole class counts and a branch-and-bound on the units per class
+  close the gap the LP leaves; HiGHS branch-and-bound then searches the items left free.
   At its work limits (swap rounds, nodes: status ``"work_limit"``) it returns the best
   selection found with its certified gap, the same on any machine; at the time limit
   (``"time_limit"``) likewise, but such a result depends on the machine's speed.
@@ -36,11 +37,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import heapq
 import os
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,6 +129,14 @@ _SWAP_BLOCK = 1 << 22
 _SWAP_FULL = 1 << 22  # b·N·C up to which a swap may take any item, not only the window's
 _SWAP_FAR = 1 << 28  # swap deltas a search from the top-b of u may cost, beyond _SWAP_FULL
 _PATH_MAX_WORKERS = 8  # threads of a λ path
+# The class-count branch-and-bound's work limit (nodes), and its stall test: after
+# _COUNT_STALL_NODES nodes it must have closed _COUNT_STALL_SHARE of the gap between the LP
+# bound and the best selection (at 45,000 × 10 with a confident P: about 60% after 27 nodes; at
+# 45,000 × 100 with a softer one: 0.2% after 16, where its bound cannot prove anything)
+_COUNT_MAX_NODES = 1000
+_COUNT_STALL_NODES = 16
+_COUNT_STALL_SHARE = 0.05
+# nodes of the class-count branch-and-bound
 # HiGHS on the free items, from the incumbent: no presolve (the model is already small), no
 # restart (each one redid the root's cuts and heuristics); 1000 nodes as the work limit
 _BINARY_HIGHS: dict[str, Any] = {
@@ -640,6 +650,7 @@ class _LPOut:
     optimal: bool
     status: str
     iterations: int
+    w: np.ndarray | None = None  # duals of the class-count rows, when the LP has them
 
 
 def _highs(options: dict[str, Any]) -> Any:
@@ -678,13 +689,24 @@ def _add_slacks(h: Any, lam: float, c: int) -> None:
     )
 
 
-def _add_items(h: Any, cost: np.ndarray, upper: np.ndarray, p_rows: np.ndarray) -> None:
-    """Append the item columns [p_i; 1] (cost ``cost``, 0 ≤ z ≤ ``upper``) to the model."""
+def _add_items(
+    h: Any,
+    cost: np.ndarray,
+    upper: np.ndarray,
+    p_rows: np.ndarray,
+    count_rows: np.ndarray | None = None,
+) -> None:
+    """Append the item columns [p_i; 1] (cost ``cost``, 0 ≤ z ≤ ``upper``) to the model, each
+    with a 1 in its row of ``count_rows`` too when given (the class-count rows)."""
     k, c = p_rows.shape
-    values = np.column_stack([p_rows, np.ones(k)]).ravel()
-    starts = np.arange(k, dtype=np.int32) * (c + 1)
-    index = np.tile(np.arange(c + 1, dtype=np.int32), k)
-    h.addCols(k, cost, np.zeros(k), upper, values.shape[0], starts, index, values)
+    blocks = [p_rows, np.ones(k)] + ([] if count_rows is None else [np.ones(k)])
+    values = np.column_stack(blocks).ravel()
+    width = len(blocks) - 1 + c
+    index = np.tile(np.arange(width, dtype=np.int32), k).reshape(k, width)
+    if count_rows is not None:
+        index[:, -1] = count_rows
+    starts = np.arange(k, dtype=np.int32) * width
+    h.addCols(k, cost, np.zeros(k), upper, values.shape[0], starts, index.ravel(), values)
 
 
 # HiGHS's LP attempts: dual simplex at tight tolerances, without presolve (the working sets are
@@ -726,17 +748,43 @@ class _WorkingLP:
     y (rows 1..C) and the score threshold θ = −(dual of the budget row): the reduced cost of
     z_i is −(u_i + P_i y − θ). One HiGHS instance holds the model, so that the columns a
     pricing round adds start HiGHS from the last basis.
+
+    With ``groups`` (a class 0..C−1 per item), one more row per class bounds the units selected
+    in it (:meth:`set_counts`, all allowed until then), and the reduced cost gains that row's
+    dual w_g.
     """
 
-    def __init__(self, prob: _Problem, lam: float, cols: np.ndarray, fixed: np.ndarray) -> None:
-        self.prob, self.lam = prob, lam
+    def __init__(
+        self,
+        prob: _Problem,
+        lam: float,
+        cols: np.ndarray,
+        fixed: np.ndarray,
+        groups: np.ndarray | None = None,
+    ) -> None:
+        self.prob, self.lam, self.groups = prob, lam, groups
         up = prob.upper
         self.rhs = np.append(prob.omega - up[fixed] @ prob.P[fixed], prob.b - up[fixed].sum())
         self.h = _highs({})
         _pass_rows(self.h, self.rhs)
+        if groups is not None:
+            g = prob.c
+            self.fixed_units = np.bincount(groups[fixed], weights=up[fixed], minlength=g)
+            self.lo, self.hi = np.zeros(g), np.full(g, np.inf)
+            empty = np.zeros(0, dtype=np.int32)
+            self.h.addRows(g, self.lo, self.hi, 0, empty, empty, np.zeros(0))
         _add_slacks(self.h, lam, prob.c)  # first: the items come in batches after them
         self.cols = np.zeros(0, dtype=np.int64)
         self.add(cols)
+
+    def set_counts(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        """Units selected per group, fixed items included, in [lo, hi]."""
+        self.lo, self.hi = lo, hi
+        self._count_bounds()
+
+    def _count_bounds(self) -> None:
+        g, rows = self.lo.shape[0], self.prob.c + 1 + np.arange(self.lo.shape[0], dtype=np.int32)
+        self.h.changeRowsBounds(g, rows, self.lo - self.fixed_units, self.hi - self.fixed_units)
 
     def add(self, items: np.ndarray, were_fixed: bool = False) -> None:
         """Free ``items`` into the working set: from 0, or from their upper bound when
@@ -748,8 +796,19 @@ class _WorkingLP:
             up = prob.upper[items]
             self.rhs += np.append(up @ prob.P[items], up.sum())
             self.h.changeRowsBounds(c + 1, np.arange(c + 1, dtype=np.int32), self.rhs, self.rhs)
-        _add_items(self.h, -prob.u[items], prob.upper[items], prob.P[items])
+            if self.groups is not None:
+                self.fixed_units -= np.bincount(
+                    self.groups[items], weights=up, minlength=self.lo.shape[0]
+                )
+                self._count_bounds()
+        rows = None if self.groups is None else c + 1 + self.groups[items]
+        _add_items(self.h, -prob.u[items], prob.upper[items], prob.P[items], rows)
         self.cols = np.concatenate([self.cols, items])
+
+    def scores(self, out: _LPOut) -> np.ndarray:
+        """Every item's score under the LP's duals (reduced cost θ − score)."""
+        s = self.prob.scores(out.y)
+        return s if out.w is None else s + out.w[self.groups]
 
     def solve(self, time_limit: float) -> _LPOut:
         c, lam, h = self.prob.c, self.lam, self.h
@@ -781,11 +840,14 @@ class _WorkingLP:
                     optimal=True,
                     status="optimal",
                     iterations=nit,
+                    w=None if self.groups is None else duals[c + 1 :],
                 )
             if model_status == highspy.HighsModelStatus.kTimeLimit:
                 status = "time_limit"
                 break
             status = f"failed: {message}"
+            if model_status == highspy.HighsModelStatus.kInfeasible:
+                break  # only class counts can make it so: more columns may help, no retry
         return _LPOut(
             z=np.zeros(self.cols.shape[0]),
             y=np.zeros(c),
@@ -1000,7 +1062,7 @@ def _price(
 
 @dataclass
 class _Pricing:
-    """The outcome of :func:`_pricing_rounds`."""
+    """The outcome of :func:`_grow`."""
 
     z: np.ndarray | None  # the last LP solution over all items, None without any
     duals: list[np.ndarray]  # every dual point seen (the optimal y last when ``optimal``)
@@ -1010,20 +1072,20 @@ class _Pricing:
     rounds: int
     iterations: int
     columns: int
+    theta: float = 0.0  # the last LP's threshold
+    w: np.ndarray | None = None  # the last LP's class-count duals, when it has those rows
+    scores: np.ndarray | None = None  # the last LP's scores (reduced cost θ − score)
 
 
-def _pricing_rounds(
-    prob: _Problem, lam: float, y: np.ndarray, half: int, t_end: float, max_rounds: int | None
+def _grow(
+    lp: _WorkingLP, state: np.ndarray, half: int, t_end: float, max_rounds: int | None
 ) -> _Pricing:
-    """Column generation from the dual point y: an LP over the ``half`` items each side of
-    rank b by y's scores (those above fixed at 1), priced and grown until no reduced cost has
-    the wrong sign, HiGHS fails, ``t_end`` or ``max_rounds``."""
-    b = prob.b
-    duals = [y]
-    state = _window_state(prob.scores(y), b, half)
-    lp = _WorkingLP(prob, lam, np.flatnonzero(state == 2), np.flatnonzero(state == 1))
+    """Column generation on ``lp`` (``state`` as :func:`_window_state`'s, updated): solved,
+    priced and grown until no reduced cost has the wrong sign, HiGHS fails, ``t_end`` or
+    ``max_rounds``."""
+    prob = lp.prob
     add_cap = max(_MIN_ADD, prob.c)
-    rounds, iterations, z = 0, 0, None
+    rounds, iterations, z, out, duals = 0, 0, None, None, []
     status, optimal, finished = "optimal", False, True
     while True:
         remaining = t_end - time.perf_counter()
@@ -1039,19 +1101,39 @@ def _pricing_rounds(
         if not out.ok:
             status = out.status
             break
-        z = (state == 1).astype(np.float64)
+        z = np.where(state == 1, prob.upper, 0.0)
         z[lp.cols] = out.z
-        y = out.y
-        freed = _price(state, prob.scores(y), out.theta, b, half, add_cap)
+        duals.append(out.y)
+        scores = lp.scores(out)
+        freed = _price(state, scores, out.theta, prob.b, half, add_cap)
         if freed is None:
-            optimal = True  # y is the LP's optimal dual; the polish may tighten it
-            duals = [y, _polish_dual(prob, lam, z, y, out.theta)]
+            optimal = True
             break
-        duals.append(y)
         lp.add(freed[0])
         lp.add(freed[1], were_fixed=True)
         add_cap *= 2  # many violators: y was poor, take bigger steps
-    return _Pricing(z, duals, status, optimal, finished, rounds, iterations, int(lp.cols.shape[0]))
+    run = _Pricing(z, duals, status, optimal, finished, rounds, iterations, int(lp.cols.shape[0]))
+    if optimal:
+        assert out is not None
+        run.theta, run.w, run.scores = out.theta, out.w, scores
+    return run
+
+
+def _pricing_rounds(
+    prob: _Problem, lam: float, y: np.ndarray, half: int, t_end: float, max_rounds: int | None
+) -> _Pricing:
+    """Column generation from the dual point y: an LP over the ``half`` items each side of
+    rank b by y's scores (those above fixed at 1), grown by :func:`_grow`."""
+    state = _window_state(prob.scores(y), prob.b, half)
+    lp = _WorkingLP(prob, lam, np.flatnonzero(state == 2), np.flatnonzero(state == 1))
+    run = _grow(lp, state, half, t_end, max_rounds)
+    if run.optimal:  # the last y is the LP's optimal dual; the polish may tighten it
+        assert run.z is not None
+        y_opt = run.duals[-1]
+        run.duals = [y_opt, _polish_dual(prob, lam, run.z, y_opt, run.theta)]
+    else:
+        run.duals.insert(0, y)
+    return run
 
 
 def _lp_column_generation(
@@ -1551,6 +1633,130 @@ def _by_counts(
     return z
 
 
+def _count_dual(
+    run: _Pricing, prob: _Problem, groups: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> float:
+    """A bound on every selection with lo_g ≤ (units in group g) ≤ hi_g, from the duals of
+    the LP with those rows (any y in the box, w, θ): with s̃ = u + P y + w_g(i), f(z) ≥ yᵀΩ
+    − θb + Σ_g min(w_g lo_g, w_g hi_g) − Σ_i upper_i (s̃_i − θ)⁺. At the LP's optimum it is
+    the LP's value, but it holds whatever HiGHS's tolerances."""
+    assert run.w is not None and run.scores is not None
+    y, w, theta = run.duals[-1], run.w, run.theta
+    spill = float(prob.upper @ np.maximum(run.scores - theta, 0.0))
+    return float(y @ prob.omega - theta * prob.b + np.minimum(w * lo, w * hi).sum() - spill)
+
+
+def _round_counts(
+    z: np.ndarray, cols: np.ndarray, groups: np.ndarray, upper: np.ndarray, s: np.ndarray
+) -> np.ndarray:
+    """z (integral outside ``cols``, integral units per group) rounded to a selection with the
+    same units per group: in each group its integral part, then its largest fractions among
+    ``cols`` (ties by descending s)."""
+    out = z.copy()
+    zc, gc, up = z[cols], groups[cols], upper[cols]
+    base = np.minimum(np.floor(zc + 1e-9), up)
+    g = int(groups.max()) + 1
+    need = np.rint(np.bincount(gc, weights=zc - base, minlength=g))
+    order = np.lexsort((-s[cols], -(zc - base), gc))
+    order = order[base[order] < up[order]]
+    kg = gc[order]
+    rank = np.arange(order.shape[0]) - np.searchsorted(kg, kg)
+    base[order[rank < need[kg]]] += 1.0
+    out[cols] = base
+    return out
+
+
+def _solve_node(
+    lp: _WorkingLP, state: np.ndarray, half: int, lo: np.ndarray, hi: np.ndarray, t_end: float
+) -> _Pricing:
+    """The LP of ``lp`` (with class-count rows) with lo ≤ units per class ≤ hi, over all items
+    by column generation; ``lo`` and ``hi`` must admit a selection (Σlo ≤ b ≤ Σhi)."""
+    assert lp.groups is not None
+    lp.set_counts(lo, hi)
+    run = _grow(lp, state, half, t_end, None)
+    units = np.bincount(lp.groups, weights=lp.prob.upper, minlength=lo.shape[0])
+    # infeasible over the columns so far: free every item of the classes bounded, then all
+    for classes in (np.flatnonzero((lo > 0) | (hi < units)), np.arange(lo.shape[0])):
+        if not run.status.startswith("failed") or time.perf_counter() >= t_end:
+            break
+        idle = np.flatnonzero(np.isin(lp.groups, classes) & (state != 2))
+        was = state[idle]
+        state[idle] = 2
+        lp.add(idle[was == 0])
+        lp.add(idle[was == 1], were_fixed=True)
+        run = _grow(lp, state, half, t_end, None)
+    return run
+
+
+@dataclass
+class _CountOut:
+    bound: float  # a bound on every selection
+    z: np.ndarray | None  # the best selection found, if any
+    nodes: int
+
+
+def _count_search(
+    prob: _Problem,
+    lam: float,
+    y: np.ndarray,
+    lb: float,
+    ub: float,
+    tol: Callable[[float], float],
+    t_end: float,
+) -> _CountOut:
+    """Branch-and-bound on the units each class k(i) (most probable class) gets, z relaxed.
+
+    A selection's units per class are integers; the LP is not bound to that and balances a
+    class with fractions of items, which a nearly one-hot P makes costly for any selection. So
+    the LP with the class counts as rows [lo, hi] is branched on (counts ≤ ⌊n⌋ or ≥ ⌈n⌉ for
+    the most fractional count n) until its counts are whole, each LP by column generation over
+    all items from the last one's columns: the least bound over the open and the finished
+    nodes bounds every selection. Each finished node's LP rounds (within its classes) to a
+    selection. Stops when the bound reaches ``ub − tol(ub)`` (``ub``: the best objective
+    found), after ``_COUNT_MAX_NODES`` nodes or at ``t_end``."""
+    groups = np.argmax(prob.P, axis=1)
+    units = np.bincount(groups, weights=prob.upper, minlength=prob.c)
+    half = prob.c + 1 + _WINDOW_EXTRA
+    # merged columns (capacities, a few thousand at most) all go in: the window counts items
+    state = _window_state(prob.scores(y), prob.b, half) if prob.cap is None else np.full(prob.n, 2)
+    lp = _WorkingLP(prob, lam, np.flatnonzero(state == 2), np.flatnonzero(state == 1), groups)
+    heap: list[tuple[float, int, np.ndarray, np.ndarray]] = [(lb, 0, np.zeros(prob.c), units)]
+    closed: list[float] = []  # bounds of the nodes no longer branched
+    best, nodes = None, 0
+    while heap and nodes < _COUNT_MAX_NODES and time.perf_counter() < t_end:
+        bound, _, lo, hi = heapq.heappop(heap)
+        stalled = nodes == _COUNT_STALL_NODES and bound - lb < _COUNT_STALL_SHARE * (ub - lb)
+        if bound >= ub - tol(ub) or stalled:  # then so are all others: the search is done
+            closed.append(bound)
+            break
+        nodes += 1
+        run = _solve_node(lp, state, half, lo, hi, t_end)
+        if not run.optimal:  # time out, or HiGHS failed: the node stays open
+            heapq.heappush(heap, (bound, nodes, lo, hi))
+            break
+        assert run.z is not None and run.scores is not None
+        bound = max(bound, _count_dual(run, prob, groups, lo, hi))
+        counts = np.bincount(groups, weights=run.z, minlength=prob.c)
+        frac = np.abs(counts - np.rint(counts))
+        if frac.max() > 1e-6 and bound < ub - tol(ub):
+            g = int(np.argmax(frac))
+            down, up = hi.copy(), lo.copy()
+            down[g], up[g] = np.floor(counts[g]), np.ceil(counts[g])
+            for seq, (a, b) in enumerate(((lo, down), (up, hi))):
+                if a.sum() <= prob.b <= b.sum():  # else no selection has such counts
+                    heapq.heappush(heap, (bound, 2 * nodes + seq, a, b))
+            continue
+        closed.append(bound)
+        if frac.max() <= 1e-6:  # swaps among the items nearest the node's threshold
+            z = _round_counts(run.z, lp.cols, groups, prob.upper, run.scores)
+            reduced = np.abs(run.scores[lp.cols] - run.theta)
+            near = lp.cols[np.argsort(reduced)[:half]]
+            z = _swap_search(prob, lam, z, np.sort(near), t_end)
+            if (value := prob.value(lam, z)) < ub:
+                best, ub = z, value
+    return _CountOut(min(closed + [node[0] for node in heap], default=lb), best, nodes)
+
+
 def _run_binary(
     prob: _Problem, lam: float, time_limit: float, warm_start: np.ndarray | None, mip_gap: float
 ) -> _Solved:
@@ -1572,7 +1778,9 @@ def _run_binary(
     of u (on digits-size BALD-CB cycles the window's swaps missed selections 1–4% better; at
     λ = 100 it found one 20% better), beyond only while its swaps are cheap (``_SWAP_FAR``:
     at 45,000 × 100 it took the whole time limit for nothing). The swaps take at most half the
-    time limit.
+    time limit. When more items stay free than one search takes at once, :func:`_count_search`
+    runs before HiGHS (its bound and selections join; it proves a confident model at
+    45,000 × 10 in 300–400 nodes, about 1 s, where the free set is every item).
     """
     lp = _run_lp(prob, lam, _BINARY_LP_TIME, warm_start)
     t_start = time.perf_counter()
@@ -1599,8 +1807,11 @@ def _run_binary(
     )
     ub = prob.value(lam, best)
 
-    def tol() -> float:  # the gap allowed (u and λ are scaled: max(max|u|, λ) = 1)
-        return max(mip_gap, _BINARY_GAP_TOL) * max(1.0, abs(ub))
+    def gap_of(value: float) -> float:  # the gap allowed (u and λ are scaled: max|u|, λ ≤ 1)
+        return max(mip_gap, _BINARY_GAP_TOL) * max(1.0, abs(value))
+
+    def tol() -> float:
+        return gap_of(ub)
 
     bound = lb
     if ub - bound > tol():
@@ -1610,9 +1821,16 @@ def _run_binary(
         by_counts = _by_counts(prob, r, top, t, k_of)
         if (value := prob.value(lam, by_counts)) < ub:
             best, ub = by_counts, value
+    free = np.flatnonzero(r <= ub - lb - tol())
+    n_nodes = 0
+    if ub - bound > tol() and free.size > 2 * k:  # too many free items for one search
+        counted = _count_search(prob, lam, lp.dual, lb, ub, gap_of, t_end)
+        bound, n_nodes = max(bound, counted.bound), counted.nodes
+        if counted.z is not None and (value := prob.value(lam, counted.z)) < ub:
+            best, ub = counted.z, value
+        free = np.flatnonzero(r <= ub - lb - tol())
     # a small free set is searched at once: a first search on the window would be a second MIP;
     # a window search takes in the incumbent's own changes, so that the incumbent starts it
-    free = np.flatnonzero(r <= ub - lb - tol())
     window = np.union1d(window, np.flatnonzero(best != top))
     searched = free if free.size <= 2 * k else window
     proven, n_searched = ub - bound <= tol(), 0
@@ -1640,6 +1858,7 @@ def _run_binary(
     info.update(
         free_items=int(free.shape[0]),
         searched_items=n_searched,
+        count_nodes=n_nodes,
         t_search=time.perf_counter() - t_start,
     )
     # the work limits stop the search the same way on every machine; the time limit does not
