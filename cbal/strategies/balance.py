@@ -38,6 +38,7 @@ import contextlib
 import copy
 import dataclasses
 import heapq
+import itertools
 import os
 import threading
 import time
@@ -136,7 +137,6 @@ _PATH_MAX_WORKERS = 8  # threads of a λ path
 _COUNT_MAX_NODES = 1000
 _COUNT_STALL_NODES = 16
 _COUNT_STALL_SHARE = 0.05
-# nodes of the class-count branch-and-bound
 # HiGHS on the free items, from the incumbent: no presolve (the model is already small), no
 # restart (each one redid the root's cuts and heuristics); 1000 nodes as the work limit
 _BINARY_HIGHS: dict[str, Any] = {
@@ -1720,7 +1720,8 @@ def _count_search(
     # merged columns (capacities, a few thousand at most) all go in: the window counts items
     state = _window_state(prob.scores(y), prob.b, half) if prob.cap is None else np.full(prob.n, 2)
     lp = _WorkingLP(prob, lam, np.flatnonzero(state == 2), np.flatnonzero(state == 1), groups)
-    heap: list[tuple[float, int, np.ndarray, np.ndarray]] = [(lb, 0, np.zeros(prob.c), units)]
+    order = itertools.count()  # ties in the heap go by age, never to the arrays
+    heap = [(lb, next(order), np.zeros(prob.c), units)]
     closed: list[float] = []  # bounds of the nodes no longer branched
     best, nodes = None, 0
     while heap and nodes < _COUNT_MAX_NODES and time.perf_counter() < t_end:
@@ -1732,7 +1733,7 @@ def _count_search(
         nodes += 1
         run = _solve_node(lp, state, half, lo, hi, t_end)
         if not run.optimal:  # time out, or HiGHS failed: the node stays open
-            heapq.heappush(heap, (bound, nodes, lo, hi))
+            heapq.heappush(heap, (bound, next(order), lo, hi))
             break
         assert run.z is not None and run.scores is not None
         bound = max(bound, _count_dual(run, prob, groups, lo, hi))
@@ -1742,9 +1743,9 @@ def _count_search(
             g = int(np.argmax(frac))
             down, up = hi.copy(), lo.copy()
             down[g], up[g] = np.floor(counts[g]), np.ceil(counts[g])
-            for seq, (a, b) in enumerate(((lo, down), (up, hi))):
-                if a.sum() <= prob.b <= b.sum():  # else no selection has such counts
-                    heapq.heappush(heap, (bound, 2 * nodes + seq, a, b))
+            for child_lo, child_hi in ((lo, down), (up, hi)):
+                if child_lo.sum() <= prob.b <= child_hi.sum():  # else no selection fits
+                    heapq.heappush(heap, (bound, next(order), child_lo, child_hi))
             continue
         closed.append(bound)
         if frac.max() <= 1e-6:  # swaps among the items nearest the node's threshold
