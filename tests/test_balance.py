@@ -900,11 +900,13 @@ def test_count_dual_is_the_lp_with_class_counts(seed):
     u, probs, omega, b = _near_one_hot(n, c, b, seed, k=float(rng.choice([3.0, 15.0])))
     prob, groups, state, lp = _count_lp(u, probs, omega, b, lam)
     units = np.bincount(groups, minlength=c).astype(float)
-    for _ in range(3):
+    checked = 0
+    for _ in range(12):
         lo = np.floor(rng.random(c) * (units + 1)) * (rng.random(c) < 0.5)
         hi = np.maximum(lo, np.ceil(rng.random(c) * units))
         if not lo.sum() <= b <= hi.sum():
             continue
+        checked += 1
         run = balance._solve_node(lp, state, 2, lo, hi, np.inf)
         assert run.optimal
         value = balance._count_dual(run, prob, groups, lo, hi)
@@ -919,6 +921,7 @@ def test_count_dual_is_the_lp_with_class_counts(seed):
         assert value <= min(within) + 1e-9
         counts = np.bincount(groups, weights=run.z, minlength=c)
         assert np.all(counts >= lo - 1e-9) and np.all(counts <= hi + 1e-9)
+    assert checked >= 3
 
 
 def test_round_counts_keeps_the_units_of_each_group():
