@@ -22,7 +22,7 @@ Methods of :func:`solve_balanced` (:data:`METHODS`):
   (``"time_limit"``) likewise, but such a result depends on the machine's speed.
 - ``"lp-round"`` (this function's default, the fast one): the exact LP relaxation (column
   generation with HiGHS on the near-tied items, from a smoothed dual ascent above 20 classes
-  or when three rounds from y = 0 do not end), rounded to its top-``budget`` items.
+  or when eight rounds from y = 0 do not end), rounded to its top-``budget`` items.
 - ``"highs"``: the same LP on all N columns, straight to HiGHS (slow oracle), rounded.
 - ``"cvxpy"``: the relaxation as written above, with cvxpy's default solver (reference), rounded.
 - ``"milp"``: the binary problem on all N items with HiGHS branch-and-bound (slow oracle).
