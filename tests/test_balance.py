@@ -907,9 +907,9 @@ def test_count_dual_is_the_lp_with_class_counts(seed):
         if not lo.sum() <= b <= hi.sum():
             continue
         checked += 1
-        run = balance._solve_node(lp, state, 2, lo, hi, np.inf)
+        run = balance._solve_node(lp, state, 2, lo, hi, units, np.inf)
         assert run.optimal
-        value = balance._count_dual(run, prob, groups, lo, hi)
+        value = balance._count_dual(run, prob, lo, hi)
         assert value == pytest.approx(
             _lp_with_counts(u, probs, omega, b, lam, groups, lo, hi), abs=1e-7
         )
@@ -963,7 +963,8 @@ def test_count_search_bounds_every_selection(seed, monkeypatch):
     assert out.bound == pytest.approx(least, abs=1e-7)
     if out.z is not None:
         assert out.z.sum() == b and set(np.unique(out.z)) <= {0.0, 1.0}
-        assert prob.value(lam, out.z) >= best - 1e-9
+        assert prob.value(lam, out.z) == pytest.approx(out.value, abs=1e-12)
+        assert out.value >= best - 1e-9
 
 
 def test_binary_proves_a_confident_model_by_its_class_counts():

@@ -1634,9 +1634,7 @@ def _by_counts(
     return z
 
 
-def _count_dual(
-    run: _Pricing, prob: _Problem, groups: np.ndarray, lo: np.ndarray, hi: np.ndarray
-) -> float:
+def _count_dual(run: _Pricing, prob: _Problem, lo: np.ndarray, hi: np.ndarray) -> float:
     """A bound on every selection with lo_g ≤ (units in group g) ≤ hi_g, from the duals of
     the LP with those rows (any y in the box, w, θ): with s̃ = u + P y + w_g(i), f(z) ≥ yᵀΩ
     − θb + Σ_g min(w_g lo_g, w_g hi_g) − Σ_i upper_i (s̃_i − θ)⁺. At the LP's optimum it is
@@ -1668,14 +1666,20 @@ def _round_counts(
 
 
 def _solve_node(
-    lp: _WorkingLP, state: np.ndarray, half: int, lo: np.ndarray, hi: np.ndarray, t_end: float
+    lp: _WorkingLP,
+    state: np.ndarray,
+    half: int,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    units: np.ndarray,
+    t_end: float,
 ) -> _Pricing:
     """The LP of ``lp`` (with class-count rows) with lo ≤ units per class ≤ hi, over all items
-    by column generation; ``lo`` and ``hi`` must admit a selection (Σlo ≤ b ≤ Σhi)."""
+    by column generation; ``lo`` and ``hi`` must admit a selection (Σlo ≤ b ≤ Σhi), ``units``
+    is each class's total."""
     assert lp.groups is not None
     lp.set_counts(lo, hi)
     run = _grow(lp, state, half, t_end, None)
-    units = np.bincount(lp.groups, weights=lp.prob.upper, minlength=lo.shape[0])
     # infeasible over the columns so far: free every item of the classes bounded, then all
     for classes in (np.flatnonzero((lo > 0) | (hi < units)), np.arange(lo.shape[0])):
         if not run.status.startswith("failed") or time.perf_counter() >= t_end:
@@ -1692,7 +1696,8 @@ def _solve_node(
 @dataclass
 class _CountOut:
     bound: float  # a bound on every selection
-    z: np.ndarray | None  # the best selection found, if any
+    z: np.ndarray | None  # a selection better than the ub it was given, if one was found
+    value: float  # its objective (else that ub)
     nodes: int
 
 
@@ -1732,12 +1737,12 @@ def _count_search(
             closed.append(bound)
             break
         nodes += 1
-        run = _solve_node(lp, state, half, lo, hi, t_end)
+        run = _solve_node(lp, state, half, lo, hi, units, t_end)
         if not run.optimal:  # time out, or HiGHS failed: the node stays open
             heapq.heappush(heap, (bound, next(order), lo, hi))
             break
         assert run.z is not None and run.scores is not None
-        bound = max(bound, _count_dual(run, prob, groups, lo, hi))
+        bound = max(bound, _count_dual(run, prob, lo, hi))
         counts = np.bincount(groups, weights=run.z, minlength=prob.c)
         frac = np.abs(counts - np.rint(counts))
         if frac.max() > 1e-6 and bound < ub - tol(ub):
@@ -1756,7 +1761,7 @@ def _count_search(
             z = _swap_search(prob, lam, z, np.sort(near), t_end)
             if (value := prob.value(lam, z)) < ub:
                 best, ub = z, value
-    return _CountOut(min(closed + [node[0] for node in heap], default=lb), best, nodes)
+    return _CountOut(min(closed + [node[0] for node in heap], default=lb), best, ub, nodes)
 
 
 def _run_binary(
@@ -1828,8 +1833,8 @@ def _run_binary(
     if ub - bound > tol() and free.size > 2 * k:  # too many free items for one search
         counted = _count_search(prob, lam, lp.dual, lb, ub, gap_of, t_end)
         bound, n_nodes = max(bound, counted.bound), counted.nodes
-        if counted.z is not None and (value := prob.value(lam, counted.z)) < ub:
-            best, ub = counted.z, value
+        if counted.z is not None:
+            best, ub = counted.z, counted.value
         free = np.flatnonzero(r <= ub - lb - tol())
     # a small free set is searched at once: a first search on the window would be a second MIP;
     # a window search takes in the incumbent's own changes, so that the incumbent starts it
