@@ -284,8 +284,13 @@ def objective(
 
 
 def _top_sum(s: np.ndarray, b: int) -> float:
-    """Sum of the b largest entries of s."""
-    return float(np.sort(s)[s.shape[0] - b :].sum())
+    """Sum of the b largest entries of s (a partition, not a sort: O(N))."""
+    n = s.shape[0]
+    if b <= 0:
+        return 0.0
+    if b >= n:
+        return float(s.sum())
+    return float(np.partition(s, n - b)[n - b :].sum())
 
 
 def dual_bound(
@@ -429,7 +434,9 @@ def _checked_probs(probs: Any) -> np.ndarray:
         raise ValueError(f"probs must be 2-D (N, C), got shape {p.shape}")
     if p.shape[0] < 1 or p.shape[1] < 1:
         raise ValueError(f"probs must have N ≥ 1 rows and C ≥ 1 columns, got shape {p.shape}")
-    sums = p.sum(axis=1)  # finite unless P holds NaN or inf, or a huge value (then a bad sum)
+    # a mat-vec sums the rows ~6x faster than p.sum(axis=1) (C is small); finite unless P holds
+    # NaN or inf, or a huge value (then a bad sum)
+    sums = p @ np.ones(p.shape[1])
     if not np.isfinite(sums).all() and not np.isfinite(p).all():
         raise ValueError("probs contains NaN or inf")
     if p.min() < 0:
@@ -441,7 +448,7 @@ def _checked_probs(probs: Any) -> np.ndarray:
             f"probs rows must sum to 1 within {tol:.2g} for dtype {raw.dtype} "
             f"(max deviation {row_err:.3g})"
         )
-    return p / sums[:, None] if renormalize else p
+    return p / p.sum(axis=1, keepdims=True) if renormalize else p
 
 
 def _checked_vector(name: str, value: Any, size: int, size_name: str) -> np.ndarray:
@@ -451,6 +458,15 @@ def _checked_vector(name: str, value: Any, size: int, size_name: str) -> np.ndar
     if not np.all(np.isfinite(v)):
         raise ValueError(f"{name} contains NaN or inf")
     return v
+
+
+def _distinct_exceed(v: np.ndarray, limit: int) -> bool:
+    """Whether v holds more than ``limit`` distinct values; a prefix decides it first, since a
+    prefix with more than ``limit`` of them implies it (no sort of all N then)."""
+    head = v[: 2 * limit]
+    return np.unique(head).shape[0] > limit or (
+        head.shape[0] < v.shape[0] and np.unique(v).shape[0] > limit
+    )
 
 
 def _top_units(s: np.ndarray, cap: np.ndarray | None, b: int) -> np.ndarray:
@@ -493,6 +509,8 @@ class _Problem:
         self.b = int(budget)
         self.n, self.c = n, c
         self.cap: np.ndarray | None = None
+        self._ones = np.ones(n)  # the upper bounds of N single items, shared: read-only
+        self._ones.flags.writeable = False
         self.groups: np.ndarray | None = None  # (N,) column of each item, when merged
         self._p32: np.ndarray | None = None
         self._colsum: np.ndarray | None = None
@@ -524,7 +542,7 @@ class _Problem:
     def _merge(self) -> _Problem | None:
         # a random projection separates distinct rows; only when few distinct values remain
         # (there are never more than u has) are the rows compared exactly
-        if np.unique(self.u).shape[0] > _AGG_MAX_ROWS:
+        if _distinct_exceed(self.u, _AGG_MAX_ROWS):
             return None
         hashes = _row_hash(self.u, self.P)
         if np.unique(hashes).shape[0] > _AGG_MAX_ROWS:
@@ -548,7 +566,7 @@ class _Problem:
 
     @property
     def upper(self) -> np.ndarray:
-        return np.ones(self.n) if self.cap is None else self.cap
+        return self._ones if self.cap is None else self.cap
 
     @property
     def p32(self) -> np.ndarray:
@@ -2043,7 +2061,7 @@ def solve_balanced(
     The LP (``binary`` and ``lp-round``) works on the dual
     ``max_{|y|≤lam} yᵀΩ − top_b(u + P y)``, concave in C variables. (1) A first y: above 20
     classes, L-BFGS-B on a smoothed dual, whose score ordering s = u + P y is nearly right;
-    else y = 0 (or the warm start), from which a few pricing rounds cost less (if three do
+    else y = 0 (or the warm start), from which a few pricing rounds cost less (if eight do
     not end, the ascent's y after all). (2) Items
     ranked clearly inside (outside) the top-b by s are fixed at z = 1 (0); an exact LP over
     the rest (a few hundred columns, HiGHS dual simplex) gives z and duals (y, θ). (3) Pricing
