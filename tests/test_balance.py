@@ -1065,6 +1065,23 @@ def test_duplicate_rows_are_merged_exactly(method):
         np.testing.assert_array_equal(taken, members[: taken.size])
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_distinct_count_and_top_sum_equal_their_sorting_references(seed):
+    rng = np.random.default_rng(seed)
+    limit = 50
+    # short and long arrays (the prefix decides, or the whole array must be looked at), with
+    # fewer and more distinct values than the limit, the extra ones early, late or nowhere
+    for n, distinct in ((60, 40), (60, 51), (1000, 50), (1000, 51), (1000, 900), (1000, 1000)):
+        v = rng.integers(0, distinct, size=n).astype(np.float64)
+        v[rng.permutation(n)[:distinct]] = np.arange(distinct)  # exactly `distinct` values
+        v[-1] = distinct + 0.5 if seed % 2 else v[-1]  # one more, at the very end
+        assert balance._distinct_exceed(v, limit) == (np.unique(v).size > limit)
+    s = rng.normal(size=300).round(1)  # ties at the rank-b threshold
+    for b in (0, 1, 17, 150, 299, 300, 400):
+        ref = float(np.sort(s)[::-1][: min(b, s.size)].sum())
+        assert balance._top_sum(s, b) == pytest.approx(ref, abs=1e-12)
+
+
 def test_rows_that_share_a_hash_are_still_told_apart(monkeypatch):
     rng = np.random.default_rng(3)
     distinct = rng.dirichlet(np.ones(4), size=7)
