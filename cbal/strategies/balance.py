@@ -2103,8 +2103,9 @@ def solve_path(
     in threads, one per core (at most 8; HiGHS and numpy's mat-vecs release the GIL): every λ
     is its own cold solve, so the results are those of one ``solve_balanced`` call each,
     whatever the number of threads. Warm-starting each λ from the previous one's dual did not
-    pay on realistic inputs (float32 peaked P, 45,000 × 100: 3.53 s warm against 3.38 s cold for
-    the 29 later points of 30, ``bench/bench_balance.py``), so the path does not;
+    pay on realistic inputs (float32 peaked P, 45,000 × 100: 3.48–3.53 s warm against
+    3.38–3.68 s cold for the 29 later points of 30 in two runs of ``bench/bench_balance.py``)
+    and would chain the λ, so the path does not;
     ``solve_balanced(warm_start=...)`` still takes one.
 
     Returns
