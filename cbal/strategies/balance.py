@@ -448,7 +448,7 @@ def _checked_probs(probs: Any) -> np.ndarray:
             f"probs rows must sum to 1 within {tol:.2g} for dtype {raw.dtype} "
             f"(max deviation {row_err:.3g})"
         )
-    return p / p.sum(axis=1, keepdims=True) if renormalize else p
+    return p / sums[:, None] if renormalize else p
 
 
 def _checked_vector(name: str, value: Any, size: int, size_name: str) -> np.ndarray:
