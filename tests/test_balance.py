@@ -1074,7 +1074,8 @@ def test_distinct_count_and_top_sum_equal_their_sorting_references(seed):
     for n, distinct in ((60, 40), (60, 51), (1000, 50), (1000, 51), (1000, 900), (1000, 1000)):
         v = rng.integers(0, distinct, size=n).astype(np.float64)
         v[rng.permutation(n)[:distinct]] = np.arange(distinct)  # exactly `distinct` values
-        v[-1] = distinct + 0.5 if seed % 2 else v[-1]  # one more, at the very end
+        if seed % 2:  # one more, at the very end
+            v[-1] = distinct + 0.5
         assert balance._distinct_exceed(v, limit) == (np.unique(v).size > limit)
     s = rng.normal(size=300).round(1)  # ties at the rank-b threshold
     for b in (0, 1, 17, 150, 299, 300, 400):

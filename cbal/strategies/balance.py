@@ -545,7 +545,7 @@ class _Problem:
         if _distinct_exceed(self.u, _AGG_MAX_ROWS):
             return None
         hashes = _row_hash(self.u, self.P)
-        if np.unique(hashes).shape[0] > _AGG_MAX_ROWS:
+        if _distinct_exceed(hashes, _AGG_MAX_ROWS):
             return None
         first, groups = _row_groups(self.u, self.P, hashes)
         if first.shape[0] == self.n:
